@@ -1,0 +1,33 @@
+"""fastnn: fast, trustworthy NumPy-native CPU kernels for neural networks.
+
+Kernels (PyTorch's conventions): conv2d, conv2d_backward, rnn_step, rnn_step_backward,
+rnn_forward, rnn_backward. Layers: Conv2d, RNN. Oracles: fastnn.reference.
+"""
+from fastnn._version import __version__
+from fastnn import reference
+from fastnn._runtime import get_num_threads, set_num_threads, show_config
+from fastnn._api import (
+    conv2d,
+    conv2d_backward,
+    rnn_backward,
+    rnn_forward,
+    rnn_step,
+    rnn_step_backward,
+)
+from fastnn.layers import RNN, Conv2d
+
+__all__ = [
+    "__version__",
+    "conv2d",
+    "conv2d_backward",
+    "rnn_step",
+    "rnn_step_backward",
+    "rnn_forward",
+    "rnn_backward",
+    "Conv2d",
+    "RNN",
+    "reference",
+    "set_num_threads",
+    "get_num_threads",
+    "show_config",
+]

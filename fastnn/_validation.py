@@ -1,0 +1,141 @@
+"""Argument checking and normalisation for the public kernels.
+
+Everything the compiled drivers trust is established here: dtypes, shapes, and C-contiguous,
+native-endian arrays. Every error names the argument it is about.
+"""
+import operator
+import sys
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(name, value, ndim):
+    """value as an ndarray of float32/float64 with the given ndim (no copy yet)."""
+    arr = np.asarray(value)
+    dt = arr.dtype
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise TypeError(f"{name} must be float32 or float64, got dtype {dt}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    return arr
+
+
+def common_dtype(**arrays):
+    """The one float dtype shared by all given arrays (None values are skipped)."""
+    dtype = None
+    first = None
+    for name, arr in arrays.items():
+        if arr is None:
+            continue
+        dt = arr.dtype.newbyteorder("=")
+        if dtype is None:
+            dtype, first = dt, name
+        elif dt != dtype:
+            raise TypeError(f"{name} has dtype {arr.dtype} but {first} has {dtype}: mixed dtypes are not allowed")
+    return dtype
+
+
+def contiguous(arr, dtype):
+    """C-contiguous, native-endian array of dtype; a copy only when needed. Inputs are never written."""
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def int_pair(name, value, minimum):
+    """An int or a pair of ints, each >= minimum, as a 2-tuple."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        items = tuple(value)
+    else:
+        items = (value, value)
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        try:
+            v = operator.index(item)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        out.append(v)
+    return tuple(out)
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return v
+
+
+def conv_padding(padding, kernel, dilation, stride):
+    """((top, bottom), (left, right)) from an int, a pair, 'valid' or 'same' (torch's rule:
+    total d*(k-1) per axis, before = total // 2, the extra one after)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            return tuple(pads)
+        raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    ph, pw = int_pair("padding", padding, 0)
+    return (ph, ph), (pw, pw)
+
+
+def conv_output_size(name, size, pad, kernel, stride, dilation):
+    span = dilation * (kernel - 1) + 1
+    padded = size + pad[0] + pad[1]
+    if padded < span:
+        raise ValueError(
+            f"kernel size {kernel} (dilation {dilation}, span {span}) is larger than the padded "
+            f"input {name} of {padded}"
+        )
+    return (padded - span) // stride + 1
+
+
+def check_size(name, shape, itemsize):
+    """ValueError before allocating an array that could never exist."""
+    total = 1
+    for s in shape:
+        total *= int(s)
+    if total * itemsize > sys.maxsize:
+        raise ValueError(f"{name} of shape {tuple(shape)} would need {total * itemsize} bytes: too large")
+    return total
+
+
+def check_out(out, shape, dtype, inputs):
+    """out must be a writeable, C-contiguous ndarray of the result's shape and dtype, not
+    overlapping any input."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.c_contiguous or not out.dtype.isnative:
+        raise ValueError("out must be C-contiguous and native-endian")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    for arr in inputs:
+        if arr is not None and np.may_share_memory(out, arr):
+            raise ValueError("out must not overlap an input")
+    return out
+
+
+def nonlinearity_is_relu(nonlinearity):
+    if isinstance(nonlinearity, str) and nonlinearity in ("tanh", "relu"):
+        return nonlinearity == "relu"
+    raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")

@@ -1,0 +1,27 @@
+"""fastnn's compiled kernels: Cython drivers over the C GEMM core (kernels/c/).
+
+The drivers trust their arguments: fastnn's Python layer has already checked shapes and
+dtypes and made every array C-contiguous and native-endian. They release the GIL, run their
+loop nests with OpenMP, and keep per-thread packing buffers alive between calls.
+"""
+cimport numpy as cnp
+from cython.parallel cimport parallel, prange
+from libc.math cimport tanh, isfinite
+from libc.string cimport memset, memcpy
+from libc.stdlib cimport malloc, free
+
+from _openmp cimport FNN_HAVE_OPENMP, omp_get_max_threads, omp_get_thread_num, omp_get_num_threads
+from fnn_gemm cimport *
+
+cnp.import_array()
+
+cdef extern from "fnn_scratch.h" nogil:
+    void *fnn_thread_scratch(int slot, size_t nbytes)
+    enum:
+        FNN_SCRATCH_OWN
+        FNN_SCRATCH_SHARED
+
+include "_runtime.pxi"
+include "_gemm.pxi"
+include "_conv.pxi"
+include "_rnn.pxi"

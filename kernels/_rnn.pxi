@@ -1,0 +1,209 @@
+# Elman RNN drivers: a whole sequence in one call. The input projection for every step is one
+# large GEMM; the recurrence then runs in compiled code with w_hh packed once for all steps.
+
+cdef enum Activation:
+    ACT_TANH = 0
+    ACT_RELU = 1
+
+
+cdef inline void activate(floating *v, fnn_int rows, fnn_int ld, fnn_int c0, fnn_int c1, int act) noexcept nogil:
+    """v[:, c0:c1] = act(v[:, c0:c1]) in place; NaN stays NaN under both."""
+    cdef fnn_int i, j
+    cdef floating *row
+    for i in range(rows):
+        row = v + i * ld
+        if act == ACT_TANH:
+            for j in range(c0, c1):
+                row[j] = tanh(row[j])
+        else:
+            for j in range(c0, c1):
+                if row[j] < 0:
+                    row[j] = 0
+
+
+cdef inline void activation_grad(floating *dz, const floating *h, fnn_int count, int act) noexcept nogil:
+    """dz *= act'(pre-activation), written in terms of the output h = act(pre)."""
+    cdef fnn_int i
+    if act == ACT_TANH:
+        for i in range(count):
+            dz[i] = dz[i] * (1 - h[i] * h[i])
+    else:
+        for i in range(count):
+            if not (h[i] > 0):
+                dz[i] = 0
+
+
+cdef inline fnn_int packed_b_elems(const Tiling *t, fnn_int k, fnn_int n) noexcept nogil:
+    return round_up(n, t.nr) * k
+
+
+cdef void pack_b_whole(const Tiling *t, fnn_int k, fnn_int n, const floating *b, fnn_int rs, fnn_int cs,
+                       floating *dst) noexcept nogil:
+    """All of B (k x n) in KC blocks; block pc starts at dst + pc * round_up(n, NR)."""
+    cdef fnn_int pc_blk
+    cdef fnn_int pc, kcb
+    for pc_blk in range(ceil_div(k, t.kc)):
+        pc = pc_blk * t.kc
+        kcb = min(t.kc, k - pc)
+        pack_b(t, kcb, n, b + pc * rs, rs, cs, dst + pc * round_up(n, t.nr))
+
+
+cdef void product_with_packed_b(const Tiling *t, fnn_int m, fnn_int n, fnn_int k,
+                                const floating *a, fnn_int lda, const floating *bpacked,
+                                floating *c, fnn_int ldc, fnn_int c0, fnn_int c1,
+                                floating *apack) noexcept nogil:
+    """C[:, c0:c1] += A (m x k, row-major) * B[:, c0:c1], B packed by pack_b_whole; c0 % NR == 0."""
+    cdef fnn_int jc_blk, pc_blk
+    cdef fnn_int pc, kcb, jc, ncb
+    for pc_blk in range(ceil_div(k, t.kc)):
+        pc = pc_blk * t.kc
+        kcb = min(t.kc, k - pc)
+        pack_a(t, m, kcb, a + pc, lda, 1, apack)
+        for jc_blk in range(ceil_div(c1 - c0, t.nc)):
+            jc = c0 + jc_blk * t.nc
+            ncb = min(t.nc, c1 - jc)
+            macro(t, m, ncb, kcb, apack, bpacked + pc * round_up(n, t.nr) + jc * kcb,
+                  c + jc, ldc, FNN_ACCUMULATE, NULL)
+
+
+cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, const floating *b_src,
+                    fnn_int b_rs, fnn_int b_cs, floating *out, const floating *addend, int act,
+                    bint forward, int nthreads) noexcept nogil:
+    """The serial chain over time shared by the forward pass and BPTT.
+
+    forward: out[t] (pre-filled with the input projection) += out[t-1] @ B, then act.
+    backward (addend = grad_hs): out[t] = grad_hs[t] + out[t+1] @ B, then times act'(h[t]) with
+    h = h0 given as hs. B (hid x hid) is read through strides b_rs, b_cs and packed once."""
+    cdef Tiling t = active_tiling(out)
+    cdef fnn_int nh = n * hid
+    cdef fnn_int step, prev, cur, c0, c1, width, tid, i
+    cdef floating *bpacked
+    cdef floating *apack
+    cdef int team = nthreads
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    bpacked = <floating *>fnn_thread_scratch(FNN_SCRATCH_SHARED, packed_b_elems(&t, hid, hid) * sizeof(floating))
+    if bpacked == NULL:
+        return -1
+    pack_b_whole(&t, hid, hid, b_src, b_rs, b_cs, bpacked)
+    # A fork/join per step costs more than a small product: one thread unless each step is big.
+    if <double>n * hid * hid < 2.0e6 or hid < 2 * t.nr:
+        team = 1
+    team = <int>min(<fnn_int>team, ceil_div(hid, t.nr))
+    for step in range(steps):
+        cur = step if forward else steps - 1 - step
+        prev = cur - 1 if forward else cur + 1
+        if not forward:
+            memcpy(out + cur * nh, addend + cur * nh, nh * sizeof(floating))
+        with parallel(num_threads=max(team, 1)):
+            if team > 1:
+                _note_team()
+            apack = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, round_up(n, t.mr) * t.kc * sizeof(floating))
+            tid = omp_get_thread_num()
+            width = round_up(ceil_div(hid, max(team, 1)), t.nr)
+            c0 = min(hid, tid * width)
+            c1 = min(hid, c0 + width)
+            if apack == NULL:
+                failed_p[0] = 1
+            elif c0 < c1:
+                if forward and cur > 0:
+                    product_with_packed_b(&t, n, hid, hid, out + prev * nh, hid, bpacked,
+                                          out + cur * nh, hid, c0, c1, apack)
+                elif forward and h0 != NULL:
+                    product_with_packed_b(&t, n, hid, hid, h0, hid, bpacked, out, hid, c0, c1, apack)
+                elif not forward and prev < steps:
+                    product_with_packed_b(&t, n, hid, hid, out + prev * nh, hid, bpacked,
+                                          out + cur * nh, hid, c0, c1, apack)
+                if forward:
+                    activate(out + cur * nh, n, hid, c0, c1, act)
+        if failed:
+            return -1
+        if not forward:
+            activation_grad(out + cur * nh, h0 + cur * nh, nh, act)
+    return 0
+
+
+def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
+                bint relu, int num_threads):
+    """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous."""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+    cdef cnp.ndarray h0a = h0, ba = bias
+    cdef int act = ACT_RELU if relu else ACT_TANH
+    cdef int flags = FNN_BIAS_COL if bias is not None else 0
+    cdef int rc = 0
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = gemm_parallel(steps * n, hid, inp, <float *>x.data, inp, 1, <float *>w_ih.data, 1, inp,
+                               <float *>hs.data, hid, flags, <float *>ba.data if bias is not None else NULL,
+                               num_threads)
+            if rc == 0:
+                rc = recurrence(steps, n, hid, <float *>h0a.data if h0 is not None else NULL,
+                                <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads)
+    else:
+        with nogil:
+            rc = gemm_parallel(steps * n, hid, inp, <double *>x.data, inp, 1, <double *>w_ih.data, 1, inp,
+                               <double *>hs.data, hid, flags, <double *>ba.data if bias is not None else NULL,
+                               num_threads)
+            if rc == 0:
+                rc = recurrence(steps, n, hid, <double *>h0a.data if h0 is not None else NULL,
+                                <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads)
+    if rc != 0:
+        raise MemoryError("fastnn.rnn_forward: could not allocate packing buffers")
+    return hs
+
+
+def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
+                 cnp.ndarray w_hh, bint relu, cnp.ndarray dz, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads):
+    """BPTT into preallocated C-contiguous outputs; dz (T, N, H) receives the gradient at
+    every step's pre-activation (its sum over T and N is grad_b, taken by the caller)."""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+    cdef cnp.ndarray h0a = h0
+    cdef int act = ACT_RELU if relu else ACT_TANH
+    cdef int rc = 0
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = rnn_backward_impl(steps, n, hid, inp, <float *>grad_hs.data, <float *>x.data,
+                                   <float *>h0a.data if h0 is not None else NULL, <float *>hs.data,
+                                   <float *>w_ih.data, <float *>w_hh.data, act, <float *>dz.data,
+                                   <float *>grad_x.data, <float *>grad_h0.data, <float *>grad_w_ih.data,
+                                   <float *>grad_w_hh.data, num_threads)
+    else:
+        with nogil:
+            rc = rnn_backward_impl(steps, n, hid, inp, <double *>grad_hs.data, <double *>x.data,
+                                   <double *>h0a.data if h0 is not None else NULL, <double *>hs.data,
+                                   <double *>w_ih.data, <double *>w_hh.data, act, <double *>dz.data,
+                                   <double *>grad_x.data, <double *>grad_h0.data, <double *>grad_w_ih.data,
+                                   <double *>grad_w_hh.data, num_threads)
+    if rc != 0:
+        raise MemoryError("fastnn.rnn_backward: could not allocate packing buffers")
+
+
+cdef int rnn_backward_impl(fnn_int steps, fnn_int n, fnn_int hid, fnn_int inp, const floating *grad_hs,
+                           const floating *x, const floating *h0, const floating *hs,
+                           const floating *w_ih, const floating *w_hh, int act, floating *dz,
+                           floating *grad_x, floating *grad_h0, floating *grad_w_ih,
+                           floating *grad_w_hh, int nthreads) noexcept nogil:
+    cdef fnn_int nh = n * hid
+    cdef int rc
+    # The chain backwards: dz[t] = (grad_hs[t] + dz[t+1] @ w_hh) * act'(hs[t]).
+    rc = recurrence(steps, n, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads)
+    if rc != 0:
+        return rc
+    # grad_h0 = dz[0] @ w_hh
+    if steps > 0:
+        rc = gemm_parallel(n, hid, hid, dz, hid, 1, w_hh, hid, 1, grad_h0, hid, 0, <floating *>NULL, nthreads)
+    else:
+        memset(grad_h0, 0, nh * sizeof(floating))
+    # Every step at once: grad_x = dz @ w_ih, grad_w_ih = dz^T x, grad_w_hh = dz^T [h0, hs[:-1]].
+    if rc == 0:
+        rc = gemm_parallel(steps * n, inp, hid, dz, hid, 1, w_ih, inp, 1, grad_x, inp, 0, <floating *>NULL, nthreads)
+    if rc == 0:
+        rc = gemm_parallel(hid, inp, steps * n, dz, 1, hid, x, inp, 1, grad_w_ih, inp, 0, <floating *>NULL, nthreads)
+    if rc == 0:
+        rc = gemm_parallel(hid, hid, (steps - 1) * n if steps > 0 else 0, dz + nh, 1, hid, hs, hid, 1,
+                           grad_w_hh, hid, 0, <floating *>NULL, nthreads)
+    if rc == 0 and h0 != NULL and steps > 0:
+        rc = gemm_parallel(hid, hid, n, dz, 1, hid, h0, hid, 1, grad_w_hh, hid, FNN_ACCUMULATE,
+                           <floating *>NULL, nthreads)
+    return rc
