@@ -29,37 +29,94 @@ cdef ConvGeom make_geom(const cnp.npy_intp *xs, const cnp.npy_intp *ws, tuple st
     return g
 
 
-cdef inline void pixel_origins(const ConvGeom *g, fnn_int p0, fnn_int count,
-                               fnn_int *ih0, fnn_int *iw0) noexcept nogil:
-    """Top-left input coordinate (before dilation offsets) of output pixels p0 .. p0+count-1."""
-    cdef fnn_int j, p, oh, ow
-    for j in range(count):
+cdef struct RowRun:
+    # Consecutive output pixels in one output row: the im2col entries of one kernel tap over
+    # them come from one input row, at input columns iw, iw + sw, ... (clipped to the image).
+    fnn_int j        # first pixel, counted from the block's first
+    fnn_int length
+    fnn_int ih       # oh * sh - pad_top: input row before the tap's dilation offset
+    fnn_int iw       # first pixel's ow * sw - pad_left
+
+
+cdef inline fnn_int max_row_runs(fnn_int count) noexcept nogil:
+    return 2 * count + 2
+
+
+cdef fnn_int row_runs(const ConvGeom *g, fnn_int p0, fnn_int count, fnn_int split,
+                      RowRun *runs) noexcept nogil:
+    """Cut output pixels p0 .. p0+count-1 into runs within one output row and, when split > 0,
+    within one split-wide panel. Returns the number of runs."""
+    cdef fnn_int n = 0, j = 0, p, oh, ow, length
+    while j < count:
         p = p0 + j
         oh = p // g.w_out
         ow = p - oh * g.w_out
-        ih0[j] = oh * g.sh - g.pt
-        iw0[j] = ow * g.sw - g.pl
+        length = min(g.w_out - ow, count - j)
+        if split > 0:
+            length = min(length, split - j % split)
+        runs[n].j = j
+        runs[n].length = length
+        runs[n].ih = oh * g.sh - g.pt
+        runs[n].iw = ow * g.sw - g.pl
+        n += 1
+        j += length
+    return n
 
 
-cdef inline floating image_at(const ConvGeom *g, const floating *xc, fnn_int ih, fnn_int iw) noexcept nogil:
-    """x[ci, ih, iw] of one channel plane, 0 in the padding (unsigned compare: one test per axis)."""
-    if <size_t>ih < <size_t>g.h and <size_t>iw < <size_t>g.w:
-        return xc[ih * g.w + iw]
-    return 0
+cdef inline void valid_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int length,
+                            fnn_int *t_lo, fnn_int *t_hi) noexcept nogil:
+    """Steps t in [t_lo, t_hi) have 0 <= iw0 + t*sw < w; the rest of [0, length) is padding."""
+    cdef fnn_int lo = 0, hi = 0
+    if iw0 < 0:
+        lo = (-iw0 + sw - 1) // sw
+    if iw0 <= w - 1:
+        hi = (w - 1 - iw0) // sw + 1
+    lo = min(lo, length)
+    hi = max(lo, min(hi, length))
+    t_lo[0] = lo
+    t_hi[0] = hi
+
+
+cdef inline void gather_run(const floating *row, fnn_int w, fnn_int iw0, fnn_int sw, fnn_int length,
+                            floating *d, fnn_int dstride) noexcept nogil:
+    """d[t * dstride] = row[iw0 + t * sw], 0 where that is outside the row (padding)."""
+    cdef fnn_int t, lo, hi
+    valid_span(iw0, sw, w, length, &lo, &hi)
+    for t in range(lo):
+        d[t * dstride] = 0
+    if dstride == 1 and sw == 1:
+        for t in range(lo, hi):
+            d[t] = row[iw0 + t]
+    else:
+        for t in range(lo, hi):
+            d[t * dstride] = row[iw0 + t * sw]
+    for t in range(hi, length):
+        d[t * dstride] = 0
+
+
+cdef inline void zero_run(floating *d, fnn_int dstride, fnn_int length) noexcept nogil:
+    cdef fnn_int t
+    for t in range(length):
+        d[t * dstride] = 0
 
 
 cdef void pack_b_im2col(const ConvGeom *g, const floating *xg, fnn_int k0, fnn_int kcb,
-                        fnn_int p0, fnn_int ncols, int nr, fnn_int *ih0, fnn_int *iw0,
+                        fnn_int p0, fnn_int ncols, int nr, RowRun *runs,
                         floating *dst) noexcept nogil:
     """Pack cols[k0:k0+kcb, p0:p0+ncols] of one image group (xg: its first channel) into
     NR-wide k-major panels, zero-filled past ncols."""
-    cdef fnn_int panel, jn, kk, jj, ci, a, b, r, offh, offw
+    cdef fnn_int panel, jn, kk, jj, ci, a, b, r, ih, s, first, last
     cdef fnn_int taps = g.kh * g.kw
+    cdef fnn_int n_runs = row_runs(g, p0, ncols, nr, runs)
     cdef floating *d
+    cdef floating *dk
     cdef const floating *xc
-    pixel_origins(g, p0, ncols, ih0, iw0)
+    first = 0
     for panel in range(ceil_div(ncols, nr)):
         jn = min(<fnn_int>nr, ncols - panel * nr)
+        last = first
+        while last < n_runs and runs[last].j < panel * nr + jn:
+            last += 1
         d = dst + panel * kcb * nr
         ci = k0 // taps
         r = k0 - ci * taps
@@ -67,10 +124,14 @@ cdef void pack_b_im2col(const ConvGeom *g, const floating *xg, fnn_int k0, fnn_i
         b = r - a * g.kw
         for kk in range(kcb):
             xc = xg + ci * g.h * g.w
-            offh = a * g.dh
-            offw = b * g.dw
-            for jj in range(jn):
-                d[kk * nr + jj] = image_at(g, xc, ih0[panel * nr + jj] + offh, iw0[panel * nr + jj] + offw)
+            dk = d + kk * nr - panel * nr
+            for s in range(first, last):
+                ih = runs[s].ih + a * g.dh
+                if <size_t>ih < <size_t>g.h:
+                    gather_run(xc + ih * g.w, g.w, runs[s].iw + b * g.dw, g.sw, runs[s].length,
+                               dk + runs[s].j, 1)
+                else:
+                    zero_run(dk + runs[s].j, 1, runs[s].length)
             for jj in range(jn, nr):
                 d[kk * nr + jj] = 0
             b += 1
@@ -80,18 +141,19 @@ cdef void pack_b_im2col(const ConvGeom *g, const floating *xg, fnn_int k0, fnn_i
                 if a == g.kh:
                     a = 0
                     ci += 1
+        first = last
 
 
 cdef void pack_b_im2col_t(const ConvGeom *g, const floating *xg, fnn_int p0, fnn_int kcb,
-                          fnn_int k0, fnn_int ncols, int nr, fnn_int *ih0, fnn_int *iw0,
+                          fnn_int k0, fnn_int ncols, int nr, RowRun *runs,
                           floating *dst) noexcept nogil:
     """Pack the transpose, cols^T[p0:p0+kcb, k0:k0+ncols] (pixels are the reduction), into
     NR-wide panels of kernel columns, zero-filled past ncols."""
-    cdef fnn_int panel, jn, pp, jj, k, ci, a, b, r, i
+    cdef fnn_int panel, jn, jj, k, ci, a, b, r, ih, s
     cdef fnn_int taps = g.kh * g.kw
+    cdef fnn_int n_runs = row_runs(g, p0, kcb, 0, runs)
     cdef floating *d
     cdef const floating *xc
-    pixel_origins(g, p0, kcb, ih0, iw0)
     for panel in range(ceil_div(ncols, nr)):
         jn = min(<fnn_int>nr, ncols - panel * nr)
         d = dst + panel * kcb * nr
@@ -103,11 +165,20 @@ cdef void pack_b_im2col_t(const ConvGeom *g, const floating *xg, fnn_int p0, fnn
                 a = r // g.kw
                 b = r - a * g.kw
                 xc = xg + ci * g.h * g.w
-                for pp in range(kcb):
-                    d[pp * nr + jj] = image_at(g, xc, ih0[pp] + a * g.dh, iw0[pp] + b * g.dw)
+                for s in range(n_runs):
+                    ih = runs[s].ih + a * g.dh
+                    if <size_t>ih < <size_t>g.h:
+                        gather_run(xc + ih * g.w, g.w, runs[s].iw + b * g.dw, g.sw, runs[s].length,
+                                   d + runs[s].j * nr + jj, nr)
+                    else:
+                        zero_run(d + runs[s].j * nr + jj, nr, runs[s].length)
             else:
-                for pp in range(kcb):
-                    d[pp * nr + jj] = 0
+                zero_run(d + jj, nr, kcb)
+
+
+cdef inline fnn_int elems_for_runs(fnn_int count, size_t elem_size) noexcept nogil:
+    """Floating-point elements of scratch that hold the row runs of `count` pixels."""
+    return <fnn_int>((max_row_runs(count) * sizeof(RowRun) + elem_size - 1) // elem_size)
 
 
 cdef inline fnn_int split_width(fnn_int total, fnn_int cap, fnn_int parts, int align) noexcept nogil:
@@ -126,8 +197,7 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int gi, pc, kcb, nb, items, item, n_pb, img, grp, jc, ncols, ic, mcb
     cdef floating *apack
     cdef floating *buf
-    cdef fnn_int *ih0
-    cdef fnn_int *iw0
+    cdef RowRun *runs
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, flags
@@ -147,14 +217,13 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
     n_pb = ceil_div(g.p, nb)
     items = g.n * g.groups * n_pb
     team = <int>min(<fnn_int>nthreads, items)
-    own_elems = round_up(nb, t.nr) * t.kc + 2 * nb * sizeof(fnn_int) // sizeof(floating) + 2
+    own_elems = round_up(nb, t.nr) * t.kc + elems_for_runs(nb, sizeof(floating))
     with parallel(num_threads=max(team, 1)):
         _note_team()
         buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(floating))
         if buf == NULL:
             failed_p[0] = 1
-        ih0 = <fnn_int *>(buf + round_up(nb, t.nr) * t.kc)
-        iw0 = ih0 + nb
+        runs = <RowRun *>(buf + round_up(nb, t.nr) * t.kc)
         for item in prange(items, schedule='static'):
             if buf != NULL:
                 img = item // (g.groups * n_pb)
@@ -165,7 +234,7 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
                     pc = pc_blk * t.kc
                     kcb = min(t.kc, g.kg - pc)
                     pack_b_im2col(g, x + (img * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
-                                  jc, ncols, t.nr, ih0, iw0, buf)
+                                  jc, ncols, t.nr, runs, buf)
                     flags = kblock_flags(FNN_BIAS_ROW if bias != NULL else 0, pc, kcb, g.kg)
                     for ic_blk in range(ceil_div(g.cout_g, t.mc)):
                         ic = ic_blk * t.mc
@@ -179,26 +248,28 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
 # ---- grad_input: cols = W^T dY, scattered back (col2im) ---------------------------------
 
 cdef void col2im_add(const ConvGeom *g, const floating *cols, fnn_int ldc, fnn_int k0, fnn_int rows,
-                     fnn_int p0, fnn_int ncols, fnn_int *ih0, fnn_int *iw0, floating *dxg) noexcept nogil:
+                     fnn_int p0, fnn_int ncols, RowRun *runs, floating *dxg) noexcept nogil:
     """dX[ci, ih, iw] += cols[k, p] for kernel rows k0.. and pixels p0.. that land inside the image."""
-    cdef fnn_int kk, jj, k, ci, a, b, r, ih, iw
+    cdef fnn_int kk, k, ci, a, b, r, ih, s, t, lo, hi, iw0
     cdef fnn_int taps = g.kh * g.kw
-    cdef floating *dxc
-    cdef const floating *row
-    pixel_origins(g, p0, ncols, ih0, iw0)
+    cdef fnn_int n_runs = row_runs(g, p0, ncols, 0, runs)
+    cdef floating *dxrow
+    cdef const floating *src
     for kk in range(rows):
         k = k0 + kk
         ci = k // taps
         r = k - ci * taps
         a = r // g.kw
         b = r - a * g.kw
-        dxc = dxg + ci * g.h * g.w
-        row = cols + kk * ldc
-        for jj in range(ncols):
-            ih = ih0[jj] + a * g.dh
-            iw = iw0[jj] + b * g.dw
-            if <size_t>ih < <size_t>g.h and <size_t>iw < <size_t>g.w:
-                dxc[ih * g.w + iw] += row[jj]
+        for s in range(n_runs):
+            ih = runs[s].ih + a * g.dh
+            if <size_t>ih < <size_t>g.h:
+                dxrow = dxg + (ci * g.h + ih) * g.w
+                src = cols + kk * ldc + runs[s].j
+                iw0 = runs[s].iw + b * g.dw
+                valid_span(iw0, g.sw, g.w, runs[s].length, &lo, &hi)
+                for t in range(lo, hi):
+                    dxrow[iw0 + t * g.sw] += src[t]
 
 
 cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const floating *w,
@@ -213,8 +284,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef floating *buf
     cdef floating *bpack
     cdef floating *cols
-    cdef fnn_int *ih0
-    cdef fnn_int *iw0
+    cdef RowRun *runs
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team
@@ -243,8 +313,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     items = g.n * g.groups * n_chunks
     nb = min(t.nc, round_up(g.p, t.nr))
     team = <int>min(<fnn_int>nthreads, items)
-    own_elems = (round_up(nb, t.nr) * t.kc + rows_pad * nb
-                 + 2 * nb * sizeof(fnn_int) // sizeof(floating) + 2)
+    own_elems = round_up(nb, t.nr) * t.kc + rows_pad * nb + elems_for_runs(nb, sizeof(floating))
     with parallel(num_threads=max(team, 1)):
         _note_team()
         buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(floating))
@@ -252,8 +321,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
             failed_p[0] = 1
         bpack = buf
         cols = buf + round_up(nb, t.nr) * t.kc
-        ih0 = <fnn_int *>(cols + rows_pad * nb)
-        iw0 = ih0 + nb
+        runs = <RowRun *>(cols + rows_pad * nb)
         for item in prange(items, schedule='static'):
             if buf != NULL:
                 img = item // (g.groups * n_chunks)
@@ -280,7 +348,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                                 mcb = min(t.mc, k1 - k0 - ic)
                                 macro(&t, mcb, ncols, kcb, abase + pc * rows_pad + ic * kcb, bpack,
                                       cols + ic * nb, nb, FNN_ACCUMULATE if pc > 0 else 0, NULL)
-                        col2im_add(g, cols, nb, k0, k1 - k0, jc, ncols, ih0, iw0,
+                        col2im_add(g, cols, nb, k0, k1 - k0, jc, ncols, runs,
                                    dx + (img * g.c_in + grp * g.cin_g) * g.h * g.w)
     return -1 if failed else 0
 
@@ -297,8 +365,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef floating *buf
     cdef floating *apack
     cdef floating *bpack
-    cdef fnn_int *ih0
-    cdef fnn_int *iw0
+    cdef RowRun *runs
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, flags
@@ -309,7 +376,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     items = g.groups * n_ib * n_jb
     team = <int>min(<fnn_int>nthreads, items)
     own_elems = (round_up(nbw, t.nr) * t.kc + round_up(t.mc, t.mr) * t.kc
-                 + 2 * t.kc * sizeof(fnn_int) // sizeof(floating) + 2)
+                 + elems_for_runs(t.kc, sizeof(floating)))
     with parallel(num_threads=max(team, 1)):
         _note_team()
         buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(floating))
@@ -317,8 +384,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
             failed_p[0] = 1
         bpack = buf
         apack = buf + round_up(nbw, t.nr) * t.kc
-        ih0 = <fnn_int *>(apack + round_up(t.mc, t.mr) * t.kc)
-        iw0 = ih0 + t.kc
+        runs = <RowRun *>(apack + round_up(t.mc, t.mr) * t.kc)
         for item in prange(items, schedule='static'):
             if buf != NULL:
                 grp = item // (n_ib * n_jb)
@@ -336,7 +402,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
                         pc = pc_blk * t.kc
                         kcb = min(t.kc, g.p - pc)
                         pack_b_im2col_t(g, x + (img * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
-                                        jc, ncb, t.nr, ih0, iw0, bpack)
+                                        jc, ncb, t.nr, runs, bpack)
                         pack_a(&t, mcb, kcb, dy + (img * g.c_out + grp * g.cout_g + ic) * g.p + pc,
                                g.p, 1, apack)
                         macro(&t, mcb, ncb, kcb, apack, bpack, dw + (grp * g.cout_g + ic) * g.kg + jc,
