@@ -419,14 +419,23 @@ def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stri
     cdef ConvGeom g = make_geom(x.shape, w.shape, stride, pad, dil, groups, y.shape)
     cdef cnp.ndarray b = bias
     cdef int rc
+    cdef bint direct = g.cin_g == 1
     if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
         with nogil:
-            rc = conv2d_forward_impl(&g, <float *>x.data, <float *>w.data,
-                                     <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
+            if direct:
+                rc = direct_forward_impl(&g, <float *>x.data, <float *>w.data,
+                                         <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
+            else:
+                rc = conv2d_forward_impl(&g, <float *>x.data, <float *>w.data,
+                                         <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
     else:
         with nogil:
-            rc = conv2d_forward_impl(&g, <double *>x.data, <double *>w.data,
-                                     <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
+            if direct:
+                rc = direct_forward_impl(&g, <double *>x.data, <double *>w.data,
+                                         <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
+            else:
+                rc = conv2d_forward_impl(&g, <double *>x.data, <double *>w.data,
+                                         <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d: could not allocate packing buffers")
     return y
@@ -436,12 +445,19 @@ def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple strid
                       tuple dil, fnn_int groups, int num_threads):
     cdef ConvGeom g = make_geom(dx.shape, w.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
+    cdef bint direct = g.cin_g == 1
     if cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32:
         with nogil:
-            rc = conv2d_grad_input_impl(&g, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)
+            if direct:
+                rc = direct_grad_input_impl(&g, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)
+            else:
+                rc = conv2d_grad_input_impl(&g, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)
     else:
         with nogil:
-            rc = conv2d_grad_input_impl(&g, <double *>dy.data, <double *>w.data, <double *>dx.data, num_threads)
+            if direct:
+                rc = direct_grad_input_impl(&g, <double *>dy.data, <double *>w.data, <double *>dx.data, num_threads)
+            else:
+                rc = conv2d_grad_input_impl(&g, <double *>dy.data, <double *>w.data, <double *>dx.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d_backward: could not allocate packing buffers")
     return dx
@@ -451,12 +467,19 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
                        tuple dil, fnn_int groups, int num_threads):
     cdef ConvGeom g = make_geom(x.shape, dw.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
+    cdef bint direct = g.cin_g == 1
     if cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32:
         with nogil:
-            rc = conv2d_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
+            if direct:
+                rc = direct_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
+            else:
+                rc = conv2d_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
     else:
         with nogil:
-            rc = conv2d_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
+            if direct:
+                rc = direct_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
+            else:
+                rc = conv2d_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d_backward: could not allocate packing buffers")
     return dw

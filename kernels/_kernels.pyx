@@ -12,6 +12,7 @@ from libc.stdlib cimport malloc, free
 
 from _openmp cimport FNN_HAVE_OPENMP, omp_get_max_threads, omp_get_thread_num, omp_get_num_threads
 from fnn_gemm cimport *
+from fnn_direct cimport *
 
 cnp.import_array()
 
@@ -24,4 +25,5 @@ cdef extern from "fnn_scratch.h" nogil:
 include "_runtime.pxi"
 include "_gemm.pxi"
 include "_conv.pxi"
+include "_conv_direct.pxi"
 include "_rnn.pxi"

@@ -1,0 +1,659 @@
+/*
+ * fastnn GEMM core: the portable micro-kernels, packing, the loop nest and
+ * the run-time choice of instruction set. See fnn_gemm.h for the contract.
+ *
+ * The portable kernels are plain C shaped so that gcc and clang vectorise
+ * them (SSE2 on baseline x86-64, NEON on arm64): a fixed-size accumulator
+ * array, fully unrolled tile loops, restrict-qualified panels.
+ *
+ * Determinism: every micro-kernel sums a C element's products in k order,
+ * starting from zero for each KC block, and the loop nest adds the blocks to C
+ * in k order; nothing depends on where the element sits in its tile or which
+ * block a caller handed to which thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fnn_gemm.h"
+#include "fnn_gemm_internal.h"
+
+#if defined(FNN_X86_64) && defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
+
+/* SSE2 is part of baseline x86-64, so it needs no run-time check. */
+#if defined(FNN_X86_64) && (defined(__SSE2__) || defined(_MSC_VER))
+#include <emmintrin.h>
+#define FNN_SSE2 1
+#endif
+
+/* ---- portable micro-kernels ------------------------------------------- */
+
+/*
+ * Tiles sized so the accumulators fill most of the vector register file:
+ * 16 xmm registers on x86-64 (6x8 f32 = 12 of them), 32 NEON registers on
+ * arm64 (8x12 f32 = 24).
+ */
+#if defined(__aarch64__) || defined(_M_ARM64)
+enum { PF32_MR = 8, PF32_NR = 12, PF64_MR = 8, PF64_NR = 6 };
+#define PF32_NAME "fnn_f32_gemm_ukernel_8x12_portable"
+#define PF64_NAME "fnn_f64_gemm_ukernel_8x6_portable"
+#else
+enum { PF32_MR = 6, PF32_NR = 8, PF64_MR = 6, PF64_NR = 4 };
+#define PF32_NAME "fnn_f32_gemm_ukernel_6x8_portable"
+#define PF64_NAME "fnn_f64_gemm_ukernel_6x4_portable"
+#endif
+
+static void fnn_f32_gemm_ukernel_portable(fnn_int k, const float *FNN_RESTRICT a,
+                                          const float *FNN_RESTRICT b,
+                                          float *c, fnn_int ldc, int m, int n,
+                                          int flags, const float *bias)
+{
+    float acc[PF32_MR][PF32_NR];
+    fnn_int p;
+    int i, j;
+
+    FNN_UNROLL(8)
+    for (i = 0; i < PF32_MR; i++) {
+        FNN_UNROLL(12)
+        for (j = 0; j < PF32_NR; j++)
+            acc[i][j] = 0.0f;
+    }
+    for (p = 0; p < k; p++) {
+        FNN_UNROLL(8)
+        for (i = 0; i < PF32_MR; i++) {
+            const float ai = a[p * PF32_MR + i];
+            FNN_UNROLL(12)
+            for (j = 0; j < PF32_NR; j++)
+                acc[i][j] += ai * b[p * PF32_NR + j];
+        }
+    }
+    fnn_store_tile_f32(&acc[0][0], PF32_NR, c, ldc, m, n, flags, bias);
+}
+
+static void fnn_f64_gemm_ukernel_portable(fnn_int k, const double *FNN_RESTRICT a,
+                                          const double *FNN_RESTRICT b,
+                                          double *c, fnn_int ldc, int m, int n,
+                                          int flags, const double *bias)
+{
+    double acc[PF64_MR][PF64_NR];
+    fnn_int p;
+    int i, j;
+
+    FNN_UNROLL(8)
+    for (i = 0; i < PF64_MR; i++) {
+        FNN_UNROLL(6)
+        for (j = 0; j < PF64_NR; j++)
+            acc[i][j] = 0.0;
+    }
+    for (p = 0; p < k; p++) {
+        FNN_UNROLL(8)
+        for (i = 0; i < PF64_MR; i++) {
+            const double ai = a[p * PF64_MR + i];
+            FNN_UNROLL(6)
+            for (j = 0; j < PF64_NR; j++)
+                acc[i][j] += ai * b[p * PF64_NR + j];
+        }
+    }
+    fnn_store_tile_f64(&acc[0][0], PF64_NR, c, ldc, m, n, flags, bias);
+}
+
+const fnn_gemm_desc_f32 fnn_gemm_desc_f32_portable = {
+    PF32_NAME, FNN_ISA_PORTABLE, PF32_MR, PF32_NR,
+    /* mc, kc, nc */ 24 * PF32_MR, 256, 256 * PF32_NR,
+    fnn_f32_gemm_ukernel_portable};
+
+const fnn_gemm_desc_f64 fnn_gemm_desc_f64_portable = {
+    PF64_NAME, FNN_ISA_PORTABLE, PF64_MR, PF64_NR,
+    24 * PF64_MR, 256, 256 * PF64_NR,
+    fnn_f64_gemm_ukernel_portable};
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+#ifdef FNN_X86_64
+/*
+ * The OS must save the wide registers on context switch (XCR0), or using
+ * them corrupts state even though CPUID advertises them.
+ */
+static int fnn_os_saves(unsigned long long mask)
+{
+#if defined(_MSC_VER) && !defined(__clang__)
+    int regs[4];
+    __cpuidex(regs, 1, 0);
+    if (!(regs[2] & (1 << 27))) /* OSXSAVE */
+        return 0;
+    return (_xgetbv(0) & mask) == mask;
+#else
+    unsigned int eax, ebx, ecx, edx, lo, hi;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx)
+                     : "a"(1), "c"(0));
+    if (!(ecx & (1u << 27))) /* OSXSAVE */
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((((unsigned long long)hi << 32) | lo) & mask) == mask;
+#endif
+}
+
+static int fnn_detect_isa(void)
+{
+    /* XCR0 bits: 1-2 = SSE/AVX state; 5-7 = AVX-512 opmask and upper zmm. */
+    const unsigned long long ymm_state = 0x6, zmm_state = 0xe6;
+    int has_avx2, has_fma, has_avx512f;
+#if defined(_MSC_VER) && !defined(__clang__)
+    int regs[4];
+    __cpuidex(regs, 0, 0);
+    if (regs[0] < 7)
+        return FNN_ISA_PORTABLE;
+    __cpuidex(regs, 1, 0);
+    has_fma = (regs[2] >> 12) & 1;
+    __cpuidex(regs, 7, 0);
+    has_avx2 = (regs[1] >> 5) & 1;
+    has_avx512f = (regs[1] >> 16) & 1;
+#else
+    __builtin_cpu_init();
+    has_avx2 = __builtin_cpu_supports("avx2");
+    has_fma = __builtin_cpu_supports("fma");
+    has_avx512f = __builtin_cpu_supports("avx512f");
+#endif
+    if (!(has_avx2 && has_fma) || !fnn_os_saves(ymm_state))
+        return FNN_ISA_PORTABLE;
+    if (!has_avx512f || !fnn_os_saves(zmm_state))
+        return FNN_ISA_AVX2;
+    return FNN_ISA_AVX512;
+}
+#else
+static int fnn_detect_isa(void) { return FNN_ISA_PORTABLE; }
+#endif
+
+/*
+ * Filled in on first use. Two threads racing here compute and write the same
+ * values, so the race is benign; volatile keeps each read a real load.
+ */
+static volatile int fnn_cpu_level = -1;
+static volatile int fnn_active_level = -1;
+
+int fnn_cpu_isa(void)
+{
+    int level = fnn_cpu_level;
+    if (level < 0) {
+        level = fnn_detect_isa();
+        fnn_cpu_level = level;
+    }
+    return level;
+}
+
+static int fnn_env_isa(void)
+{
+    const char *s = getenv("FASTNN_CPU");
+    if (s == NULL || *s == '\0')
+        return FNN_ISA_AVX512;
+    if (strcmp(s, "portable") == 0)
+        return FNN_ISA_PORTABLE;
+    if (strcmp(s, "avx2") == 0)
+        return FNN_ISA_AVX2;
+    /* "avx512" or anything unrecognised: no cap beyond the CPU's own. */
+    return FNN_ISA_AVX512;
+}
+
+int fnn_active_isa(void)
+{
+    int level = fnn_active_level;
+    if (level < 0) {
+        int cpu = fnn_cpu_isa(), env = fnn_env_isa();
+        level = env < cpu ? env : cpu;
+        fnn_active_level = level;
+    }
+    return level;
+}
+
+int fnn_set_isa(int isa)
+{
+    if (isa < FNN_ISA_PORTABLE || isa > fnn_cpu_isa())
+        return -1;
+    fnn_active_level = isa;
+    return isa;
+}
+
+const char *fnn_isa_name(int isa)
+{
+    switch (isa) {
+    case FNN_ISA_PORTABLE:
+        return "portable";
+    case FNN_ISA_AVX2:
+        return "avx2";
+    case FNN_ISA_AVX512:
+        return "avx512";
+    default:
+        return "unknown";
+    }
+}
+
+const fnn_gemm_desc_f32 *fnn_gemm_f32_desc(void)
+{
+    switch (fnn_active_isa()) {
+#ifdef FNN_X86_64
+    case FNN_ISA_AVX512:
+        return &fnn_gemm_desc_f32_avx512;
+    case FNN_ISA_AVX2:
+        return &fnn_gemm_desc_f32_avx2;
+#endif
+    default:
+        return &fnn_gemm_desc_f32_portable;
+    }
+}
+
+const fnn_gemm_desc_f64 *fnn_gemm_f64_desc(void)
+{
+    switch (fnn_active_isa()) {
+#ifdef FNN_X86_64
+    case FNN_ISA_AVX512:
+        return &fnn_gemm_desc_f64_avx512;
+    case FNN_ISA_AVX2:
+        return &fnn_gemm_desc_f64_avx2;
+#endif
+    default:
+        return &fnn_gemm_desc_f64_portable;
+    }
+}
+
+/* ---- packing ----------------------------------------------------------- */
+
+/*
+ * Each routine walks the source along its unit-stride direction when it has
+ * one (reads dominate: the packed destination is small and stays in cache).
+ */
+/*
+ * The common case, a full 6-row panel of a row-major A, with the row count a
+ * constant so the compiler turns the 6-way interleave into vector shuffles.
+ */
+static void fnn_pack_6rows_f32(fnn_int k, const float *FNN_RESTRICT src, fnn_int rs,
+                              float *FNN_RESTRICT dst)
+{
+    const float *r0 = src, *r1 = src + rs, *r2 = src + 2 * rs;
+    const float *r3 = src + 3 * rs, *r4 = src + 4 * rs, *r5 = src + 5 * rs;
+    fnn_int p;
+    for (p = 0; p < k; p++) {
+        dst[6 * p + 0] = r0[p];
+        dst[6 * p + 1] = r1[p];
+        dst[6 * p + 2] = r2[p];
+        dst[6 * p + 3] = r3[p];
+        dst[6 * p + 4] = r4[p];
+        dst[6 * p + 5] = r5[p];
+    }
+}
+
+void fnn_pack_a_f32(int mr, fnn_int m, fnn_int k, const float *a, fnn_int rs,
+                    fnn_int cs, float *dst)
+{
+    fnn_int i0, i, p;
+    /* loop over m in MR-tall micro-panels */
+    for (i0 = 0; i0 < m; i0 += mr) {
+        const fnn_int rows = m - i0 < mr ? m - i0 : mr;
+        const float *src = a + i0 * rs;
+        if (cs == 1 && mr == 6 && rows == 6) {
+            fnn_pack_6rows_f32(k, src, rs, dst);
+        } else if (rs == 1 && mr == 6 && rows == 6) {
+            /* A transposed: each k step is 6 contiguous values */
+            for (p = 0; p < k; p++)
+                for (i = 0; i < 6; i++)
+                    dst[p * 6 + i] = src[i + p * cs];
+        } else if (cs == 1) {
+            for (i = 0; i < rows; i++)
+                for (p = 0; p < k; p++)
+                    dst[p * mr + i] = src[i * rs + p];
+        } else {
+            for (p = 0; p < k; p++)
+                for (i = 0; i < rows; i++)
+                    dst[p * mr + i] = src[i * rs + p * cs];
+        }
+        if (rows < mr)
+            for (p = 0; p < k; p++)
+                for (i = rows; i < mr; i++)
+                    dst[p * mr + i] = 0.0f;
+        dst += mr * k;
+    }
+}
+
+/*
+ * The common case, a full 6-row panel of a row-major A, with the row count a
+ * constant so the compiler turns the 6-way interleave into vector shuffles.
+ */
+static void fnn_pack_6rows_f64(fnn_int k, const double *FNN_RESTRICT src, fnn_int rs,
+                              double *FNN_RESTRICT dst)
+{
+    const double *r0 = src, *r1 = src + rs, *r2 = src + 2 * rs;
+    const double *r3 = src + 3 * rs, *r4 = src + 4 * rs, *r5 = src + 5 * rs;
+    fnn_int p;
+    for (p = 0; p < k; p++) {
+        dst[6 * p + 0] = r0[p];
+        dst[6 * p + 1] = r1[p];
+        dst[6 * p + 2] = r2[p];
+        dst[6 * p + 3] = r3[p];
+        dst[6 * p + 4] = r4[p];
+        dst[6 * p + 5] = r5[p];
+    }
+}
+
+void fnn_pack_a_f64(int mr, fnn_int m, fnn_int k, const double *a, fnn_int rs,
+                    fnn_int cs, double *dst)
+{
+    fnn_int i0, i, p;
+    for (i0 = 0; i0 < m; i0 += mr) {
+        const fnn_int rows = m - i0 < mr ? m - i0 : mr;
+        const double *src = a + i0 * rs;
+        if (cs == 1 && mr == 6 && rows == 6) {
+            fnn_pack_6rows_f64(k, src, rs, dst);
+        } else if (rs == 1 && mr == 6 && rows == 6) {
+            /* A transposed: each k step is 6 contiguous values */
+            for (p = 0; p < k; p++)
+                for (i = 0; i < 6; i++)
+                    dst[p * 6 + i] = src[i + p * cs];
+        } else if (cs == 1) {
+            for (i = 0; i < rows; i++)
+                for (p = 0; p < k; p++)
+                    dst[p * mr + i] = src[i * rs + p];
+        } else {
+            for (p = 0; p < k; p++)
+                for (i = 0; i < rows; i++)
+                    dst[p * mr + i] = src[i * rs + p * cs];
+        }
+        if (rows < mr)
+            for (p = 0; p < k; p++)
+                for (i = rows; i < mr; i++)
+                    dst[p * mr + i] = 0.0;
+        dst += mr * k;
+    }
+}
+
+/*
+ * B stored transposed (rs = 1: column j is contiguous along k), as in the
+ * weight gradient's X^T: a transpose, done in 4x4 (f32) or 2x2 (f64) register
+ * blocks where SSE2 is baseline, element by element elsewhere.
+ */
+static void fnn_pack_b_transposed_f32(int nr, fnn_int k, fnn_int cols,
+                                      const float *FNN_RESTRICT src, fnn_int cs,
+                                      float *FNN_RESTRICT dst)
+{
+    fnn_int p, j, j0 = 0;
+#ifdef FNN_SSE2
+    /* 16 columns at a time: 16 source streams, few enough for the hardware
+       prefetcher to follow, and each destination row piece is a full line */
+    for (; j0 + 16 <= cols; j0 += 16) {
+        for (p = 0; p + 4 <= k; p += 4) {
+            for (j = j0; j < j0 + 16; j += 4) {
+                __m128 r0 = _mm_loadu_ps(src + (j + 0) * cs + p);
+                __m128 r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
+                __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p);
+                __m128 r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dst + (p + 0) * nr + j, r0);
+                _mm_storeu_ps(dst + (p + 1) * nr + j, r1);
+                _mm_storeu_ps(dst + (p + 2) * nr + j, r2);
+                _mm_storeu_ps(dst + (p + 3) * nr + j, r3);
+            }
+        }
+        for (; p < k; p++)
+            for (j = j0; j < j0 + 16; j++)
+                dst[p * nr + j] = src[j * cs + p];
+    }
+#endif
+    for (p = 0; p < k; p++)
+        for (j = j0; j < cols; j++)
+            dst[p * nr + j] = src[j * cs + p];
+}
+
+static void fnn_pack_b_transposed_f64(int nr, fnn_int k, fnn_int cols,
+                                      const double *FNN_RESTRICT src, fnn_int cs,
+                                      double *FNN_RESTRICT dst)
+{
+    fnn_int p, j, j0 = 0;
+#ifdef FNN_SSE2
+    for (; j0 + 8 <= cols; j0 += 8) {
+        for (p = 0; p + 2 <= k; p += 2) {
+            for (j = j0; j < j0 + 8; j += 2) {
+                const __m128d r0 = _mm_loadu_pd(src + (j + 0) * cs + p);
+                const __m128d r1 = _mm_loadu_pd(src + (j + 1) * cs + p);
+                _mm_storeu_pd(dst + (p + 0) * nr + j, _mm_unpacklo_pd(r0, r1));
+                _mm_storeu_pd(dst + (p + 1) * nr + j, _mm_unpackhi_pd(r0, r1));
+            }
+        }
+        for (; p < k; p++)
+            for (j = j0; j < j0 + 8; j++)
+                dst[p * nr + j] = src[j * cs + p];
+    }
+#endif
+    for (p = 0; p < k; p++)
+        for (j = j0; j < cols; j++)
+            dst[p * nr + j] = src[j * cs + p];
+}
+
+void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
+                    fnn_int cs, float *dst)
+{
+    fnn_int j0, j, p;
+    /* loop over n in NR-wide micro-panels */
+    for (j0 = 0; j0 < n; j0 += nr) {
+        const fnn_int cols = n - j0 < nr ? n - j0 : nr;
+        const float *src = b + j0 * cs;
+        if (cs == 1) {
+            for (p = 0; p < k; p++) {
+                memcpy(dst + p * nr, src + p * rs, (size_t)cols * sizeof(float));
+                for (j = cols; j < nr; j++)
+                    dst[p * nr + j] = 0.0f;
+            }
+        } else {
+            if (rs == 1)
+                fnn_pack_b_transposed_f32(nr, k, cols, src, cs, dst);
+            else
+                /* reads walk nr columns at once, each of whose cache lines
+                   is used up over the next few p; writes stay sequential */
+                for (p = 0; p < k; p++)
+                    for (j = 0; j < cols; j++)
+                        dst[p * nr + j] = src[p * rs + j * cs];
+            if (cols < nr)
+                for (p = 0; p < k; p++)
+                    for (j = cols; j < nr; j++)
+                        dst[p * nr + j] = 0.0f;
+        }
+        dst += nr * k;
+    }
+}
+
+void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
+                    fnn_int cs, double *dst)
+{
+    fnn_int j0, j, p;
+    for (j0 = 0; j0 < n; j0 += nr) {
+        const fnn_int cols = n - j0 < nr ? n - j0 : nr;
+        const double *src = b + j0 * cs;
+        if (cs == 1) {
+            for (p = 0; p < k; p++) {
+                memcpy(dst + p * nr, src + p * rs, (size_t)cols * sizeof(double));
+                for (j = cols; j < nr; j++)
+                    dst[p * nr + j] = 0.0;
+            }
+        } else {
+            if (rs == 1)
+                fnn_pack_b_transposed_f64(nr, k, cols, src, cs, dst);
+            else
+                /* reads walk nr columns at once, each of whose cache lines
+                   is used up over the next few p; writes stay sequential */
+                for (p = 0; p < k; p++)
+                    for (j = 0; j < cols; j++)
+                        dst[p * nr + j] = src[p * rs + j * cs];
+            if (cols < nr)
+                for (p = 0; p < k; p++)
+                    for (j = cols; j < nr; j++)
+                        dst[p * nr + j] = 0.0;
+        }
+        dst += nr * k;
+    }
+}
+
+/* ---- loop nest --------------------------------------------------------- */
+
+void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
+                        fnn_int k, const float *apack, const float *bpack,
+                        float *c, fnn_int ldc, int flags, const float *bias)
+{
+    const int mr = d->mr, nr = d->nr;
+    fnn_int ir, jr;
+    /* loop over n in NR-wide micro-panels of B; the panel stays in L1/L2 */
+    for (jr = 0; jr < n; jr += nr) {
+        const int nb = n - jr < nr ? (int)(n - jr) : nr;
+        const float *bp = bpack + jr * k;
+        /* loop over m in MR-tall micro-panels of A */
+        for (ir = 0; ir < m; ir += mr) {
+            const int mb = m - ir < mr ? (int)(m - ir) : mr;
+            const float *bias_t = NULL;
+            if (flags & FNN_BIAS_ROW)
+                bias_t = bias + ir;
+            else if (flags & FNN_BIAS_COL)
+                bias_t = bias + jr;
+            d->ukernel(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
+                       flags, bias_t);
+        }
+    }
+}
+
+void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n,
+                        fnn_int k, const double *apack, const double *bpack,
+                        double *c, fnn_int ldc, int flags, const double *bias)
+{
+    const int mr = d->mr, nr = d->nr;
+    fnn_int ir, jr;
+    for (jr = 0; jr < n; jr += nr) {
+        const int nb = n - jr < nr ? (int)(n - jr) : nr;
+        const double *bp = bpack + jr * k;
+        for (ir = 0; ir < m; ir += mr) {
+            const int mb = m - ir < mr ? (int)(m - ir) : mr;
+            const double *bias_t = NULL;
+            if (flags & FNN_BIAS_ROW)
+                bias_t = bias + ir;
+            else if (flags & FNN_BIAS_COL)
+                bias_t = bias + jr;
+            d->ukernel(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
+                       flags, bias_t);
+        }
+    }
+}
+
+/*
+ * Scratch is the packed A block (MC x KC) and the packed B panel (KC x NC),
+ * plus one cache line of slack for each so both can start 64-byte aligned
+ * whatever pointer the caller hands in.
+ */
+fnn_int fnn_gemm_scratch_f32(const fnn_gemm_desc_f32 *d)
+{
+    return d->mc * d->kc + d->kc * d->nc + 2 * (64 / (fnn_int)sizeof(float));
+}
+
+fnn_int fnn_gemm_scratch_f64(const fnn_gemm_desc_f64 *d)
+{
+    return d->mc * d->kc + d->kc * d->nc + 2 * (64 / (fnn_int)sizeof(double));
+}
+
+/*
+ * Depth of the next k block: k is cut into ceil(k / kc) nearly equal blocks
+ * rather than full blocks and a thin remainder, whose C update would cost as
+ * much as a full block's. Depends only on k and kc, so a C element's
+ * summation order is the same for every caller.
+ */
+static fnn_int fnn_k_block(fnn_int left, fnn_int k, fnn_int kc)
+{
+    const fnn_int nblocks = (k + kc - 1) / kc;
+    const fnn_int base = nblocks > 0 ? k / nblocks : 0;
+    const fnn_int extra = nblocks > 0 ? k % nblocks : 0;
+    /* the first `extra` blocks take one more; left tells which block this is */
+    const fnn_int done = k - left;
+    const fnn_int big = extra * (base + 1);
+    return done < big ? base + 1 : base;
+}
+
+static void *fnn_align64(void *p)
+{
+    return (void *)(((size_t)p + 63) & ~(size_t)63);
+}
+
+void fnn_gemm_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
+                  const float *a, fnn_int rs_a, fnn_int cs_a,
+                  const float *b, fnn_int rs_b, fnn_int cs_b,
+                  float *c, fnn_int ldc, int flags, const float *bias,
+                  float *scratch)
+{
+    float *apack = (float *)fnn_align64(scratch);
+    float *bpack = (float *)fnn_align64(apack + d->mc * d->kc);
+    fnn_int jc, pc, ic;
+
+    if (m <= 0 || n <= 0)
+        return;
+    /* loop over n in NC-wide panels */
+    for (jc = 0; jc < n; jc += d->nc) {
+        const fnn_int nb = n - jc < d->nc ? n - jc : d->nc;
+        /* loop over k in KC-deep blocks; runs once, with kb = 0, when k = 0 */
+        pc = 0;
+        do {
+            const fnn_int kb = fnn_k_block(k - pc, k, d->kc);
+            const int last = pc + kb >= k;
+            /* the first block stores or accumulates as asked, later ones add
+               to it; the bias goes in once, with the last block */
+            const int fl = (pc == 0 ? (flags & FNN_ACCUMULATE) : FNN_ACCUMULATE) |
+                           (last ? (flags & (FNN_BIAS_ROW | FNN_BIAS_COL)) : 0);
+            fnn_pack_b_f32(d->nr, kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b,
+                           bpack);
+            /* loop over m in MC-tall blocks */
+            for (ic = 0; ic < m; ic += d->mc) {
+                const fnn_int mb = m - ic < d->mc ? m - ic : d->mc;
+                const float *bias_b = NULL;
+                if (fl & FNN_BIAS_ROW)
+                    bias_b = bias + ic;
+                else if (fl & FNN_BIAS_COL)
+                    bias_b = bias + jc;
+                fnn_pack_a_f32(d->mr, mb, kb, a + ic * rs_a + pc * cs_a, rs_a,
+                               cs_a, apack);
+                fnn_gemm_macro_f32(d, mb, nb, kb, apack, bpack,
+                                   c + ic * ldc + jc, ldc, fl, bias_b);
+            }
+            pc += kb;
+        } while (pc < k);
+    }
+}
+
+void fnn_gemm_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n, fnn_int k,
+                  const double *a, fnn_int rs_a, fnn_int cs_a,
+                  const double *b, fnn_int rs_b, fnn_int cs_b,
+                  double *c, fnn_int ldc, int flags, const double *bias,
+                  double *scratch)
+{
+    double *apack = (double *)fnn_align64(scratch);
+    double *bpack = (double *)fnn_align64(apack + d->mc * d->kc);
+    fnn_int jc, pc, ic;
+
+    if (m <= 0 || n <= 0)
+        return;
+    for (jc = 0; jc < n; jc += d->nc) {
+        const fnn_int nb = n - jc < d->nc ? n - jc : d->nc;
+        pc = 0;
+        do {
+            const fnn_int kb = fnn_k_block(k - pc, k, d->kc);
+            const int last = pc + kb >= k;
+            const int fl = (pc == 0 ? (flags & FNN_ACCUMULATE) : FNN_ACCUMULATE) |
+                           (last ? (flags & (FNN_BIAS_ROW | FNN_BIAS_COL)) : 0);
+            fnn_pack_b_f64(d->nr, kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b,
+                           bpack);
+            for (ic = 0; ic < m; ic += d->mc) {
+                const fnn_int mb = m - ic < d->mc ? m - ic : d->mc;
+                const double *bias_b = NULL;
+                if (fl & FNN_BIAS_ROW)
+                    bias_b = bias + ic;
+                else if (fl & FNN_BIAS_COL)
+                    bias_b = bias + jc;
+                fnn_pack_a_f64(d->mr, mb, kb, a + ic * rs_a + pc * cs_a, rs_a,
+                               cs_a, apack);
+                fnn_gemm_macro_f64(d, mb, nb, kb, apack, bpack,
+                                   c + ic * ldc + jc, ldc, fl, bias_b);
+            }
+            pc += kb;
+        } while (pc < k);
+    }
+}

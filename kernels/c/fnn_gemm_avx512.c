@@ -1,0 +1,193 @@
+/*
+ * AVX-512F micro-kernels. As in fnn_gemm_avx2.c, only the functions carry the
+ * target attribute, and the dispatcher runs them only on CPUs (and OSes) with
+ * AVX-512F. On other architectures this file is empty.
+ *
+ * Tiles: 6x64 f32 and 6x32 f64, 6 rows x 4 zmm vectors = 24 accumulators of
+ * the 32 registers, with 4 for the B row and one for the broadcast A value.
+ * Wide rather than tall: per k step the kernel loads 4 B vectors and 6 A
+ * scalars for 24 FMAs, so loads never limit it, and fringe columns are
+ * handled with masked loads and stores.
+ */
+#include "fnn_gemm_internal.h"
+
+#ifdef FNN_X86_64
+#include <immintrin.h>
+
+enum { F32_MR = 6, F32_NR = 64, F64_MR = 6, F64_NR = 32 };
+
+/* Lanes of the v-th vector (of `width` lanes) that fall inside n columns. */
+static inline unsigned fnn_lane_mask(int n, int v, int width)
+{
+    const int left = n - v * width;
+    if (left >= width)
+        return (1u << width) - 1u;
+    return left > 0 ? (1u << left) - 1u : 0u;
+}
+
+/*
+ * The tile body for the first nv of the 4 vector columns. Always inlined with
+ * a constant nv, so each call site becomes its own register-allocated kernel.
+ */
+FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
+fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
+                         const float *FNN_RESTRICT b, float *c, fnn_int ldc,
+                         int m, int n, int flags, const float *bias)
+{
+    __m512 acc[F32_MR][4];
+    __mmask16 mask[4];
+    fnn_int p;
+    int i, v;
+
+    FNN_UNROLL(6)
+    for (i = 0; i < F32_MR; i++) {
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    }
+    FNN_UNROLL(2)
+    for (p = 0; p < k; p++) {
+        __m512 bv[4];
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++)
+            bv[v] = _mm512_loadu_ps(b + 16 * v);
+        FNN_UNROLL(6)
+        for (i = 0; i < F32_MR; i++) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            FNN_UNROLL(4)
+            for (v = 0; v < nv; v++)
+                acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += F32_MR;
+        b += F32_NR;
+    }
+
+    /* Epilogue: rows past m are skipped, columns past n masked off; a masked
+       load reads nothing from the masked-off lanes, so C past n is never
+       touched. */
+    FNN_UNROLL(4)
+    for (v = 0; v < nv; v++)
+        mask[v] = (__mmask16)fnn_lane_mask(n, v, 16);
+    FNN_UNROLL(6)
+    for (i = 0; i < F32_MR; i++) {
+        float *ci = c + i * ldc;
+        if (i >= m)
+            break;
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++) {
+            __m512 r = acc[i][v];
+            if (flags & FNN_ACCUMULATE)
+                r = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], ci + 16 * v), r);
+            if (flags & FNN_BIAS_ROW)
+                r = _mm512_add_ps(r, _mm512_set1_ps(bias[i]));
+            else if (flags & FNN_BIAS_COL)
+                r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], bias + 16 * v));
+            _mm512_mask_storeu_ps(ci + 16 * v, mask[v], r);
+        }
+    }
+}
+
+/*
+ * A narrow fringe tile computes only the vector columns that hold real
+ * columns: conv outputs 196 pixels wide would otherwise spend a quarter of
+ * their last panel on padding. Each computed column still sees the same FMAs
+ * in the same order, so its values do not depend on the tile's width.
+ */
+FNN_TARGET_AVX512
+static void fnn_f32_gemm_ukernel_6x64_avx512(fnn_int k, const float *a,
+                                             const float *b, float *c,
+                                             fnn_int ldc, int m, int n,
+                                             int flags, const float *bias)
+{
+    if (n > 48)
+        fnn_f32_tile_6xnv_avx512(4, k, a, b, c, ldc, m, n, flags, bias);
+    else if (n > 32)
+        fnn_f32_tile_6xnv_avx512(3, k, a, b, c, ldc, m, n, flags, bias);
+    else if (n > 16)
+        fnn_f32_tile_6xnv_avx512(2, k, a, b, c, ldc, m, n, flags, bias);
+    else
+        fnn_f32_tile_6xnv_avx512(1, k, a, b, c, ldc, m, n, flags, bias);
+}
+
+FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
+fnn_f64_tile_6xnv_avx512(const int nv, fnn_int k, const double *FNN_RESTRICT a,
+                         const double *FNN_RESTRICT b, double *c, fnn_int ldc,
+                         int m, int n, int flags, const double *bias)
+{
+    __m512d acc[F64_MR][4];
+    __mmask8 mask[4];
+    fnn_int p;
+    int i, v;
+
+    FNN_UNROLL(6)
+    for (i = 0; i < F64_MR; i++) {
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++)
+            acc[i][v] = _mm512_setzero_pd();
+    }
+    FNN_UNROLL(2)
+    for (p = 0; p < k; p++) {
+        __m512d bv[4];
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++)
+            bv[v] = _mm512_loadu_pd(b + 8 * v);
+        FNN_UNROLL(6)
+        for (i = 0; i < F64_MR; i++) {
+            const __m512d ai = _mm512_set1_pd(a[i]);
+            FNN_UNROLL(4)
+            for (v = 0; v < nv; v++)
+                acc[i][v] = _mm512_fmadd_pd(ai, bv[v], acc[i][v]);
+        }
+        a += F64_MR;
+        b += F64_NR;
+    }
+
+    FNN_UNROLL(4)
+    for (v = 0; v < nv; v++)
+        mask[v] = (__mmask8)fnn_lane_mask(n, v, 8);
+    FNN_UNROLL(6)
+    for (i = 0; i < F64_MR; i++) {
+        double *ci = c + i * ldc;
+        if (i >= m)
+            break;
+        FNN_UNROLL(4)
+        for (v = 0; v < nv; v++) {
+            __m512d r = acc[i][v];
+            if (flags & FNN_ACCUMULATE)
+                r = _mm512_add_pd(_mm512_maskz_loadu_pd(mask[v], ci + 8 * v), r);
+            if (flags & FNN_BIAS_ROW)
+                r = _mm512_add_pd(r, _mm512_set1_pd(bias[i]));
+            else if (flags & FNN_BIAS_COL)
+                r = _mm512_add_pd(r, _mm512_maskz_loadu_pd(mask[v], bias + 8 * v));
+            _mm512_mask_storeu_pd(ci + 8 * v, mask[v], r);
+        }
+    }
+}
+
+FNN_TARGET_AVX512
+static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
+                                             const double *b, double *c,
+                                             fnn_int ldc, int m, int n,
+                                             int flags, const double *bias)
+{
+    if (n > 24)
+        fnn_f64_tile_6xnv_avx512(4, k, a, b, c, ldc, m, n, flags, bias);
+    else if (n > 16)
+        fnn_f64_tile_6xnv_avx512(3, k, a, b, c, ldc, m, n, flags, bias);
+    else if (n > 8)
+        fnn_f64_tile_6xnv_avx512(2, k, a, b, c, ldc, m, n, flags, bias);
+    else
+        fnn_f64_tile_6xnv_avx512(1, k, a, b, c, ldc, m, n, flags, bias);
+}
+
+const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx512 = {
+    "fnn_f32_gemm_ukernel_6x64_avx512", FNN_ISA_AVX512, F32_MR, F32_NR,
+    /* mc, kc, nc */ 32 * F32_MR, 256, 64 * F32_NR,
+    fnn_f32_gemm_ukernel_6x64_avx512};
+
+const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512 = {
+    "fnn_f64_gemm_ukernel_6x32_avx512", FNN_ISA_AVX512, F64_MR, F64_NR,
+    32 * F64_MR, 256, 64 * F64_NR,
+    fnn_f64_gemm_ukernel_6x32_avx512};
+
+#endif /* FNN_X86_64 */

@@ -1,0 +1,100 @@
+/*
+ * Private declarations shared by the GEMM core's translation units: the
+ * per-ISA descriptors that fnn_gemm.c's dispatcher chooses between, and the
+ * helpers that let the ISA files be compiled by gcc, clang and MSVC alike.
+ */
+#ifndef FNN_GEMM_INTERNAL_H
+#define FNN_GEMM_INTERNAL_H
+
+#include "fnn_gemm.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define FNN_X86_64 1
+#endif
+
+/*
+ * gcc and clang compile AVX code only inside functions marked with a target
+ * attribute, so the rest of the extension stays baseline x86-64. MSVC has no
+ * such attribute and needs none: its intrinsics are always available.
+ */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FNN_TARGET_AVX2
+#define FNN_TARGET_AVX512
+#define FNN_ALIGN64 __declspec(align(64))
+#define FNN_RESTRICT __restrict
+#define FNN_FORCE_INLINE __forceinline
+#else
+#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
+#define FNN_ALIGN64 __attribute__((aligned(64)))
+#define FNN_RESTRICT __restrict__
+#define FNN_FORCE_INLINE inline __attribute__((always_inline))
+#endif
+
+#ifdef FNN_X86_64
+extern const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx2;
+extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx2;
+extern const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx512;
+extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512;
+#endif
+
+/*
+ * Loop-unrolling hint for the fixed-size tile loops; MSVC ignores it (and
+ * would warn about an unknown #pragma written out literally).
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_PRAGMA(x) _Pragma(#x)
+#define FNN_UNROLL(n) FNN_PRAGMA(GCC unroll n)
+#else
+#define FNN_UNROLL(n)
+#endif
+
+/*
+ * Scalar epilogue for a fringe tile held in a row-major buffer acc (row
+ * stride acc_ld): the m x n corner goes to c. The same IEEE additions in the
+ * same order as the kernels' vector epilogues, so a C element's value does
+ * not depend on whether it fell in a full or a fringe tile. C is read only
+ * when accumulating: otherwise it may be uninitialised memory.
+ */
+static inline void fnn_store_tile_f32(const float *acc, int acc_ld, float *c,
+                                      fnn_int ldc, int m, int n, int flags,
+                                      const float *bias)
+{
+    int i, j;
+    for (i = 0; i < m; i++) {
+        for (j = 0; j < n; j++) {
+            float v = acc[i * acc_ld + j];
+            if (flags & FNN_ACCUMULATE)
+                v = c[i * ldc + j] + v;
+            if (flags & FNN_BIAS_ROW)
+                v = v + bias[i];
+            else if (flags & FNN_BIAS_COL)
+                v = v + bias[j];
+            c[i * ldc + j] = v;
+        }
+    }
+}
+
+static inline void fnn_store_tile_f64(const double *acc, int acc_ld, double *c,
+                                      fnn_int ldc, int m, int n, int flags,
+                                      const double *bias)
+{
+    int i, j;
+    for (i = 0; i < m; i++) {
+        for (j = 0; j < n; j++) {
+            double v = acc[i * acc_ld + j];
+            if (flags & FNN_ACCUMULATE)
+                v = c[i * ldc + j] + v;
+            if (flags & FNN_BIAS_ROW)
+                v = v + bias[i];
+            else if (flags & FNN_BIAS_COL)
+                v = v + bias[j];
+            c[i * ldc + j] = v;
+        }
+    }
+}
+
+extern const fnn_gemm_desc_f32 fnn_gemm_desc_f32_portable;
+extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_portable;
+
+#endif /* FNN_GEMM_INTERNAL_H */
