@@ -6,13 +6,13 @@ loop nests with OpenMP, and keep per-thread packing buffers alive between calls.
 """
 cimport numpy as cnp
 from cython.parallel cimport parallel, prange
-from libc.math cimport tanh, isfinite
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport malloc, free
 
 from _openmp cimport FNN_HAVE_OPENMP, omp_get_max_threads, omp_get_thread_num, omp_get_num_threads
 from fnn_gemm cimport *
 from fnn_direct cimport *
+from fnn_activation cimport *
 
 cnp.import_array()
 

@@ -13,8 +13,10 @@ cdef inline void activate(floating *v, fnn_int rows, fnn_int ld, fnn_int c0, fnn
     for i in range(rows):
         row = v + i * ld
         if act == ACT_TANH:
-            for j in range(c0, c1):
-                row[j] = tanh(row[j])
+            if floating is float:
+                fnn_tanh_f32(row + c0, c1 - c0)
+            else:
+                fnn_tanh_f64(row + c0, c1 - c0)
         else:
             for j in range(c0, c1):
                 if row[j] < 0:

@@ -6,7 +6,7 @@
  * inner loops over output columns. The entry points pick the wrapper for the active level.
  */
 #include "fnn_direct.h"
-#include "fnn_gemm_internal.h"
+#include "fnn_isa.h"
 
 /* Output columns [lo, hi) have input column ow*sw + iw0 inside [0, w). */
 static FNN_FORCE_INLINE void fnn_column_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int w_out,
@@ -245,14 +245,6 @@ FNN_PLANE_VARIANTS(portable, )
 #ifdef FNN_X86_64
 FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2)
 FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512)
-#define FNN_DISPATCH(name, args)                         \
-    switch (fnn_active_isa()) {                          \
-    case FNN_ISA_AVX512: name##_avx512 args; return;     \
-    case FNN_ISA_AVX2: name##_avx2 args; return;         \
-    default: name##_portable args; return;               \
-    }
-#else
-#define FNN_DISPATCH(name, args) name##_portable args;
 #endif
 
 void fnn_plane_forward_f32(const fnn_plane_geom *g, const float *x, const float *wt, float bias, float *y)

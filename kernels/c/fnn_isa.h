@@ -1,0 +1,21 @@
+/*
+ * Compiling one always-inline body once per instruction-set level and calling the copy for
+ * the active level: for kernels simple enough that the compiler's vectoriser does the work.
+ */
+#ifndef FNN_ISA_H
+#define FNN_ISA_H
+
+#include "fnn_gemm_internal.h"
+
+#ifdef FNN_X86_64
+#define FNN_DISPATCH(name, args)                     \
+    switch (fnn_active_isa()) {                      \
+    case FNN_ISA_AVX512: name##_avx512 args; return; \
+    case FNN_ISA_AVX2: name##_avx2 args; return;     \
+    default: name##_portable args; return;           \
+    }
+#else
+#define FNN_DISPATCH(name, args) name##_portable args;
+#endif
+
+#endif /* FNN_ISA_H */
