@@ -290,7 +290,7 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
         v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), relu,
         dz, grad_x, grad_h0, grad_w_ih, grad_w_hh, _runtime.threads_for(flops),
     )
-    grad_b = dz.reshape(-1, hidden).sum(axis=0, dtype=dtype)
+    grad_b = dz.sum(axis=(0, 1), dtype=dtype)
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b
 
 

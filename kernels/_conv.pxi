@@ -67,10 +67,14 @@ cdef inline void valid_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int length,
                             fnn_int *t_lo, fnn_int *t_hi) noexcept nogil:
     """Steps t in [t_lo, t_hi) have 0 <= iw0 + t*sw < w; the rest of [0, length) is padding."""
     cdef fnn_int lo = 0, hi = 0
-    if iw0 < 0:
-        lo = (-iw0 + sw - 1) // sw
-    if iw0 <= w - 1:
-        hi = (w - 1 - iw0) // sw + 1
+    if sw == 1:  # the common case, without divisions
+        lo = max(<fnn_int>0, -iw0)
+        hi = max(<fnn_int>0, w - iw0)
+    else:
+        if iw0 < 0:
+            lo = (-iw0 + sw - 1) // sw
+        if iw0 <= w - 1:
+            hi = (w - 1 - iw0) // sw + 1
     lo = min(lo, length)
     hi = max(lo, min(hi, length))
     t_lo[0] = lo

@@ -13,10 +13,15 @@ static FNN_FORCE_INLINE void fnn_column_span(fnn_int iw0, fnn_int sw, fnn_int w,
                                              fnn_int *lo, fnn_int *hi)
 {
     fnn_int l = 0, h = 0;
-    if (iw0 < 0)
-        l = (-iw0 + sw - 1) / sw;
-    if (iw0 <= w - 1)
-        h = (w - 1 - iw0) / sw + 1;
+    if (sw == 1) { /* the common case, without divisions */
+        l = iw0 < 0 ? -iw0 : 0;
+        h = w - iw0 > 0 ? w - iw0 : 0;
+    } else {
+        if (iw0 < 0)
+            l = (-iw0 + sw - 1) / sw;
+        if (iw0 <= w - 1)
+            h = (w - 1 - iw0) / sw + 1;
+    }
     if (l > w_out)
         l = w_out;
     if (h > w_out)
