@@ -17,7 +17,7 @@ _kernels = _runtime._kernels
 class _ConvSpec:
     """The validated geometry of one convolution."""
 
-    __slots__ = ("stride", "pad_h", "pad_w", "dilation", "groups", "out_shape", "kernel_len", "padded")
+    __slots__ = ("stride", "pad_h", "pad_w", "dilation", "groups", "out_shape", "kernel_len")
 
     def __init__(self, x_shape, w_shape, stride, padding, dilation, groups):
         n, c_in, h, w = x_shape
@@ -41,7 +41,6 @@ class _ConvSpec:
         w_out = v.conv_output_size("width", w, self.pad_w, kw, self.stride[1], self.dilation[1])
         self.out_shape = (n, c_out, h_out, w_out)
         self.kernel_len = cin_g * kh * kw
-        self.padded = any(self.pad_h) or any(self.pad_w)
 
     def flops(self):
         n, c_out, h_out, w_out = self.out_shape
@@ -103,16 +102,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     if spec.kernel_len == 0:
         y[...] = 0 if bias is None else bias.astype(dtype)[:, None, None]
         return y
-    if _kernels is None or (spec.padded and not np.isfinite(weight).all()):
-        # Padding is absent, not a zero times the weight: with an Inf or NaN weight only the
-        # reference's tap-by-tap sum keeps it out of outputs that see only padding there.
-        y[...] = reference.conv2d(x, weight, bias, spec.stride, _padding_arg(spec), spec.dilation, spec.groups)
-        return y
-    _kernels.conv2d_forward(
+    if _kernels is not None and _kernels.conv2d_forward(
         v.contiguous(x, dtype), v.contiguous(weight, dtype),
         None if bias is None else v.contiguous(bias, dtype), y,
         *spec.driver_args(), _runtime.threads_for(spec.flops()),
-    )
+    ):
+        return y
+    # No compiled kernels, or an Inf/NaN weight where the implicit GEMM would multiply it by
+    # padding: the reference's tap-by-tap sum keeps padding absent.
+    y[...] = reference.conv2d(x, weight, bias, spec.stride, _padding_arg(spec), spec.dilation, spec.groups)
     return y
 
 
@@ -162,16 +160,15 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
                 _kernels.conv2d_grad_input(dy, v.contiguous(weight, dtype), grad_input,
                                            *spec.driver_args(), threads)
     if needs_weight_grad:
-        # A padded tap would put 0 * Inf = NaN into the weight gradient where padding must be absent.
-        if use_reference or (spec.padded and not np.isfinite(dy).all()):
-            grad_weight = reference.conv2d_backward(
+        grad_weight = np.empty(weight.shape, dtype)
+        computed = grad_weight.size == 0 or (not use_reference and _kernels.conv2d_grad_weight(
+            dy, v.contiguous(x, dtype), grad_weight, *spec.driver_args(), threads))
+        if not computed:
+            # No compiled kernels, or an Inf/NaN in grad_output that the implicit GEMM would
+            # multiply by padding (0 * Inf = NaN where padding must be absent).
+            grad_weight[...] = reference.conv2d_backward(
                 dy, x, weight, spec.stride, _padding_arg(spec), spec.dilation, spec.groups,
-                needs_input_grad=False, needs_weight_grad=True, needs_bias_grad=False)[1].astype(dtype)
-        else:
-            grad_weight = np.empty(weight.shape, dtype)
-            if grad_weight.size:
-                _kernels.conv2d_grad_weight(dy, v.contiguous(x, dtype), grad_weight,
-                                            *spec.driver_args(), threads)
+                needs_input_grad=False, needs_weight_grad=True, needs_bias_grad=False)[1]
     if needs_bias_grad:
         grad_bias = dy.sum(axis=(0, 2, 3), dtype=dtype)
     return grad_input, grad_weight, grad_bias

@@ -44,6 +44,8 @@ def contiguous(arr, dtype):
 
 def int_pair(name, value, minimum):
     """An int or a pair of ints, each >= minimum, as a 2-tuple."""
+    if type(value) is int and value >= minimum:  # the common case, checked cheaply
+        return (value, value)
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -65,6 +67,8 @@ def int_pair(name, value, minimum):
 
 
 def positive_int(name, value):
+    if type(value) is int and value >= 1:
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:

@@ -417,14 +417,35 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
 
 # ---- Python entry points (arguments already validated by fastnn._api) ----------------------
 
+cdef inline bint reads_padding(const ConvGeom *g) noexcept nogil:
+    """Whether some tap of some output lands in the padding."""
+    return (g.pt > 0 or g.pl > 0
+            or (g.h_out - 1) * g.sh - g.pt + (g.kh - 1) * g.dh >= g.h
+            or (g.w_out - 1) * g.sw - g.pl + (g.kw - 1) * g.dw >= g.w)
+
+
+cdef inline bint all_finite(const floating *v, fnn_int n) noexcept nogil:
+    if floating is float:
+        return fnn_all_finite_f32(v, n) != 0
+    else:
+        return fnn_all_finite_f64(v, n) != 0
+
+
 def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stride, tuple pad,
                    tuple dil, fnn_int groups, int num_threads):
-    """y = conv2d(x, w) + bias into the C-contiguous y; all C-contiguous, one dtype."""
+    """y = conv2d(x, w) + bias into the C-contiguous y; all C-contiguous, one dtype.
+
+    Returns False, computing nothing, when the implicit GEMM would multiply padding by an Inf
+    or NaN weight (padding must be absent, not 0 * Inf = NaN): the caller takes another path."""
     cdef ConvGeom g = make_geom(x.shape, w.shape, stride, pad, dil, groups, y.shape)
     cdef cnp.ndarray b = bias
     cdef int rc
     cdef bint direct = g.cin_g == 1
-    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+    cdef bint is_f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    if not direct and reads_padding(&g):
+        if not (all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size)):
+            return False
+    if is_f32:
         with nogil:
             if direct:
                 rc = direct_forward_impl(&g, <float *>x.data, <float *>w.data,
@@ -442,7 +463,7 @@ def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stri
                                          <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d: could not allocate packing buffers")
-    return y
+    return True
 
 
 def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple stride, tuple pad,
@@ -469,10 +490,16 @@ def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple strid
 
 def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stride, tuple pad,
                        tuple dil, fnn_int groups, int num_threads):
+    """dw = the weight gradient; returns False, computing nothing, when padding would meet an
+    Inf or NaN in dy (see conv2d_forward)."""
     cdef ConvGeom g = make_geom(x.shape, dw.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
     cdef bint direct = g.cin_g == 1
-    if cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32:
+    cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
+    if not direct and reads_padding(&g):
+        if not (all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)):
+            return False
+    if is_f32:
         with nogil:
             if direct:
                 rc = direct_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
@@ -486,4 +513,4 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
                 rc = conv2d_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d_backward: could not allocate packing buffers")
-    return dw
+    return True

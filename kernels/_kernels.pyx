@@ -12,7 +12,7 @@ from libc.stdlib cimport malloc, free
 from _openmp cimport FNN_HAVE_OPENMP, omp_get_max_threads, omp_get_thread_num, omp_get_num_threads
 from fnn_gemm cimport *
 from fnn_direct cimport *
-from fnn_activation cimport *
+from fnn_elementwise cimport *
 
 cnp.import_array()
 

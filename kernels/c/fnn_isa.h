@@ -14,8 +14,15 @@
     case FNN_ISA_AVX2: name##_avx2 args; return;     \
     default: name##_portable args; return;           \
     }
+#define FNN_DISPATCH_RETURN(name, args)               \
+    switch (fnn_active_isa()) {                        \
+    case FNN_ISA_AVX512: return name##_avx512 args;    \
+    case FNN_ISA_AVX2: return name##_avx2 args;        \
+    default: return name##_portable args;              \
+    }
 #else
 #define FNN_DISPATCH(name, args) name##_portable args;
+#define FNN_DISPATCH_RETURN(name, args) return name##_portable args;
 #endif
 
 #endif /* FNN_ISA_H */

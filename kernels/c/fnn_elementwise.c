@@ -1,11 +1,13 @@
 /*
+ * Elementwise kernels.
+ *
  * tanh for the recurrent kernels. The C library's tanhf is scalar (about 20 ns a call), which
  * would cost more than a batch-1 RNN step's matrix product; this float32 version is a
  * branch-free rational approximation (the one Eigen uses) that the compiler vectorises.
  */
 #include <math.h>
 
-#include "fnn_activation.h"
+#include "fnn_elementwise.h"
 #include "fnn_isa.h"
 
 static FNN_FORCE_INLINE void tanh_f32(float *FNN_RESTRICT v, fnn_int n)
@@ -55,4 +57,57 @@ void fnn_tanh_f64(double *v, fnn_int n)
     fnn_int i;
     for (i = 0; i < n; i++)
         v[i] = tanh(v[i]);
+}
+
+/* 0 * x is NaN exactly when x is Inf or NaN, so a sum of such products finds both without a
+ * branch per element; sixteen lanes keep it vectorisable without reassociating a sum. */
+static FNN_FORCE_INLINE int all_finite_f32(const float *FNN_RESTRICT v, fnn_int n)
+{
+    float lanes[16] = {0};
+    fnn_int i = 0;
+    int l;
+    for (; i + 16 <= n; i += 16)
+        for (l = 0; l < 16; l++)
+            lanes[l] += v[i + l] * 0.0f;
+    for (; i < n; i++)
+        lanes[0] += v[i] * 0.0f;
+    for (l = 0; l < 16; l++)
+        if (lanes[l] != lanes[l])
+            return 0;
+    return 1;
+}
+
+static FNN_FORCE_INLINE int all_finite_f64(const double *FNN_RESTRICT v, fnn_int n)
+{
+    double lanes[8] = {0};
+    fnn_int i = 0;
+    int l;
+    for (; i + 8 <= n; i += 8)
+        for (l = 0; l < 8; l++)
+            lanes[l] += v[i + l] * 0.0;
+    for (; i < n; i++)
+        lanes[0] += v[i] * 0.0;
+    for (l = 0; l < 8; l++)
+        if (lanes[l] != lanes[l])
+            return 0;
+    return 1;
+}
+
+static int all_finite_f32_portable(const float *v, fnn_int n) { return all_finite_f32(v, n); }
+static int all_finite_f64_portable(const double *v, fnn_int n) { return all_finite_f64(v, n); }
+#ifdef FNN_X86_64
+static FNN_TARGET_AVX2 int all_finite_f32_avx2(const float *v, fnn_int n) { return all_finite_f32(v, n); }
+static FNN_TARGET_AVX2 int all_finite_f64_avx2(const double *v, fnn_int n) { return all_finite_f64(v, n); }
+static FNN_TARGET_AVX512 int all_finite_f32_avx512(const float *v, fnn_int n) { return all_finite_f32(v, n); }
+static FNN_TARGET_AVX512 int all_finite_f64_avx512(const double *v, fnn_int n) { return all_finite_f64(v, n); }
+#endif
+
+int fnn_all_finite_f32(const float *v, fnn_int n)
+{
+    FNN_DISPATCH_RETURN(all_finite_f32, (v, n))
+}
+
+int fnn_all_finite_f64(const double *v, fnn_int n)
+{
+    FNN_DISPATCH_RETURN(all_finite_f64, (v, n))
 }
