@@ -13,6 +13,7 @@ from _openmp cimport FNN_HAVE_OPENMP, omp_get_max_threads, omp_get_thread_num, o
 from fnn_gemm cimport *
 from fnn_direct cimport *
 from fnn_elementwise cimport *
+from fnn_gemv cimport *
 
 cnp.import_array()
 

@@ -50,16 +50,31 @@ cdef void pack_b_whole(const Tiling *t, fnn_int k, fnn_int n, const floating *b,
         pack_b(t, kcb, n, b + pc * rs, rs, cs, dst + pc * round_up(n, t.nr))
 
 
+cdef inline void gemv_packed(fnn_int k, const floating *a, const floating *b, fnn_int n, int nr,
+                             floating *c) noexcept nogil:
+    if floating is float:
+        fnn_gemv_packed_f32(k, a, b, n, nr, c)
+    else:
+        fnn_gemv_packed_f64(k, a, b, n, nr, c)
+
+
 cdef void product_with_packed_b(const Tiling *t, fnn_int m, fnn_int n, fnn_int k,
                                 const floating *a, fnn_int lda, const floating *bpacked,
                                 floating *c, fnn_int ldc, fnn_int c0, fnn_int c1,
                                 floating *apack) noexcept nogil:
-    """C[:, c0:c1] += A (m x k, row-major) * B[:, c0:c1], B packed by pack_b_whole; c0 % NR == 0."""
+    """C[:, c0:c1] += A (m x k, row-major) * B[:, c0:c1], B packed by pack_b_whole; c0 % NR == 0.
+
+    One or two rows go row by row: an MR-row register tile would compute mostly padding."""
     cdef fnn_int jc_blk, pc_blk
-    cdef fnn_int pc, kcb, jc, ncb
+    cdef fnn_int pc, kcb, jc, ncb, i
     for pc_blk in range(ceil_div(k, t.kc)):
         pc = pc_blk * t.kc
         kcb = min(t.kc, k - pc)
+        if m <= 2:
+            for i in range(m):
+                gemv_packed(kcb, a + i * lda + pc, bpacked + pc * round_up(n, t.nr) + c0 * kcb,
+                            c1 - c0, t.nr, c + i * ldc + c0)
+            continue
         pack_a(t, m, kcb, a + pc, lda, 1, apack)
         for jc_blk in range(ceil_div(c1 - c0, t.nc)):
             jc = c0 + jc_blk * t.nc
@@ -68,19 +83,44 @@ cdef void product_with_packed_b(const Tiling *t, fnn_int m, fnn_int n, fnn_int k
                   c + jc, ldc, FNN_ACCUMULATE, NULL)
 
 
+cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, fnn_int hid, fnn_int cur,
+                      const floating *h0, const floating *bpacked, floating *out, int act,
+                      bint forward, fnn_int c0, fnn_int c1) noexcept nogil:
+    """Columns [c0, c1) of one step of the recurrence (see `recurrence`). Returns -1 when
+    scratch memory could not be had."""
+    cdef fnn_int nh = n * hid
+    cdef fnn_int prev = cur - 1 if forward else cur + 1
+    cdef const floating *h_prev = NULL
+    cdef floating *apack = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN,
+                                                          round_up(n, t.mr) * t.kc * sizeof(floating))
+    if apack == NULL:
+        return -1
+    if c0 >= c1:
+        return 0
+    if 0 <= prev < steps:
+        h_prev = out + prev * nh
+    elif forward:
+        h_prev = h0
+    if h_prev != NULL:
+        product_with_packed_b(t, n, hid, hid, h_prev, hid, bpacked, out + cur * nh, hid, c0, c1, apack)
+    if forward:
+        activate(out + cur * nh, n, hid, c0, c1, act)
+    return 0
+
+
 cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, const floating *b_src,
-                    fnn_int b_rs, fnn_int b_cs, floating *out, const floating *addend, int act,
+                    fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
                     bint forward, int nthreads) noexcept nogil:
     """The serial chain over time shared by the forward pass and BPTT.
 
-    forward: out[t] (pre-filled with the input projection) += out[t-1] @ B, then act.
-    backward (addend = grad_hs): out[t] = grad_hs[t] + out[t+1] @ B, then times act'(h[t]) with
-    h = h0 given as hs. B (hid x hid) is read through strides b_rs, b_cs and packed once."""
+    forward: out[t] (pre-filled with the input projection) += out[t-1] @ B (h0 for t = 0,
+    skipped when NULL), then act. backward: out[t] = grad_hs[t] + out[t+1] @ B, then times
+    act'(hs[t]), with the hidden states hs passed as h0. B (hid x hid) is read through strides
+    b_rs, b_cs and packed once for every step."""
     cdef Tiling t = active_tiling(out)
     cdef fnn_int nh = n * hid
-    cdef fnn_int step, prev, cur, c0, c1, width, tid, i
+    cdef fnn_int step, cur, width
     cdef floating *bpacked
-    cdef floating *apack
     cdef int team = nthreads
     cdef int failed = 0
     cdef int *failed_p = &failed
@@ -92,34 +132,23 @@ cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, c
     if <double>n * hid * hid < 2.0e6 or hid < 2 * t.nr:
         team = 1
     team = <int>min(<fnn_int>team, ceil_div(hid, t.nr))
+    width = round_up(ceil_div(hid, max(team, 1)), t.nr)
     for step in range(steps):
         cur = step if forward else steps - 1 - step
-        prev = cur - 1 if forward else cur + 1
         if not forward:
-            memcpy(out + cur * nh, addend + cur * nh, nh * sizeof(floating))
-        with parallel(num_threads=max(team, 1)):
-            if team > 1:
+            memcpy(out + cur * nh, grad_hs + cur * nh, nh * sizeof(floating))
+        if team <= 1:
+            if step_columns(&t, steps, n, hid, cur, h0, bpacked, out, act, forward, 0, hid) != 0:
+                return -1
+        else:
+            with parallel(num_threads=team):
                 _note_team()
-            apack = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, round_up(n, t.mr) * t.kc * sizeof(floating))
-            tid = omp_get_thread_num()
-            width = round_up(ceil_div(hid, max(team, 1)), t.nr)
-            c0 = min(hid, tid * width)
-            c1 = min(hid, c0 + width)
-            if apack == NULL:
-                failed_p[0] = 1
-            elif c0 < c1:
-                if forward and cur > 0:
-                    product_with_packed_b(&t, n, hid, hid, out + prev * nh, hid, bpacked,
-                                          out + cur * nh, hid, c0, c1, apack)
-                elif forward and h0 != NULL:
-                    product_with_packed_b(&t, n, hid, hid, h0, hid, bpacked, out, hid, c0, c1, apack)
-                elif not forward and prev < steps:
-                    product_with_packed_b(&t, n, hid, hid, out + prev * nh, hid, bpacked,
-                                          out + cur * nh, hid, c0, c1, apack)
-                if forward:
-                    activate(out + cur * nh, n, hid, c0, c1, act)
-        if failed:
-            return -1
+                if step_columns(&t, steps, n, hid, cur, h0, bpacked, out, act, forward,
+                                min(hid, omp_get_thread_num() * width),
+                                min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                    failed_p[0] = 1
+            if failed:
+                return -1
         if not forward:
             activation_grad(out + cur * nh, h0 + cur * nh, nh, act)
     return 0
