@@ -207,27 +207,10 @@ def _check_shape(name, arr, shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
-    """Run an Elman RNN over a whole sequence: h_t = act(x_t w_ih^T + b_ih + h_{t-1} w_hh^T + b_hh).
-
-    Parameters
-    ----------
-    x : array_like, (T, N, I), float32 or float64
-    h0 : array_like (N, H) or None (zeros)
-    w_ih : array_like (H, I); w_hh : array_like (H, H); b_ih, b_hh : array_like (H,) or None
-        torch.nn.RNN's layout for one layer and direction.
-    nonlinearity : 'tanh' or 'relu'
-    out : ndarray (T, N, H), optional, written in place and returned
-
-    Returns
-    -------
-    hs : ndarray (T, N, H), every step's hidden state; hs[-1] is the last. T = 0 is allowed.
-    """
-    relu = v.nonlinearity_is_relu(nonlinearity)
-    dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
-    h0 = extra["h0"]
+def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out):
+    """rnn_forward on validated arrays: x (T, N, I), h0 (N, H) or None."""
     steps, batch, features = x.shape
-    _check_shape("h0", h0, (batch, hidden))
+    hidden = w_ih.shape[0]
     shape = (steps, batch, hidden)
     v.check_size("hs", shape, dtype.itemsize)
     hs = v.check_out(out, shape, dtype, (x, h0, w_ih, w_hh, b_ih, b_hh)) if out is not None else np.empty(shape, dtype)
@@ -246,32 +229,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     return hs
 
 
-def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
-    """Backpropagation through time for `rnn_forward`.
-
-    Parameters
-    ----------
-    grad_hs : array_like (T, N, H)
-        Loss gradient for every step's hidden state (add a gradient for the final state alone
-        into grad_hs[-1]).
-    x, h0, w_ih, w_hh, nonlinearity
-        As given to `rnn_forward` (h0 may be None: zeros).
-    hs : array_like (T, N, H)
-        What `rnn_forward` returned.
-
-    Returns
-    -------
-    grad_x : (T, N, I); grad_h0 : (N, H) (also when h0 is None); grad_w_ih : (H, I);
-    grad_w_hh : (H, H); grad_b : (H,), the gradient of b_ih and of b_hh alike.
-    """
-    relu = v.nonlinearity_is_relu(nonlinearity)
-    dtype, hidden, x, w_ih, w_hh, _, _, extra = _rnn_inputs(
-        x, 3, w_ih, w_hh, grad_hs=(grad_hs, 3), h0=(h0, 2), hs=(hs, 3))
-    grad_hs, h0, hs = extra["grad_hs"], extra["h0"], extra["hs"]
+def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh):
+    """rnn_backward on validated arrays of matching shapes."""
     steps, batch, features = x.shape
-    _check_shape("h0", h0, (batch, hidden))
-    _check_shape("hs", hs, (steps, batch, hidden))
-    _check_shape("grad_hs", grad_hs, (steps, batch, hidden))
+    hidden = w_ih.shape[0]
     if _kernels is None:
         grads = reference.rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity)
         return tuple(np.asarray(g, dtype) for g in grads)
@@ -291,6 +252,69 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b
 
 
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
+    """Run an Elman RNN over a whole sequence: h_t = act(x_t w_ih^T + b_ih + h_{t-1} w_hh^T + b_hh).
+
+    Parameters
+    ----------
+    x : array_like, (T, N, I), float32 or float64
+    h0 : array_like (N, H) or None (zeros)
+    w_ih : array_like (H, I); w_hh : array_like (H, H); b_ih, b_hh : array_like (H,) or None
+        torch.nn.RNN's layout for one layer and direction.
+    nonlinearity : 'tanh' or 'relu'
+    out : ndarray (T, N, H), optional, written in place and returned
+
+    Returns
+    -------
+    hs : ndarray (T, N, H), every step's hidden state; hs[-1] is the last. T = 0 is allowed.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed dtypes.
+    ValueError
+        Wrong ndim or shapes, an unknown nonlinearity, a bad `out`.
+    """
+    relu = v.nonlinearity_is_relu(nonlinearity)
+    dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
+    h0 = extra["h0"]
+    _check_shape("h0", h0, (x.shape[1], hidden))
+    return _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out)
+
+
+def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
+    """Backpropagation through time for `rnn_forward`.
+
+    Parameters
+    ----------
+    grad_hs : array_like (T, N, H)
+        Loss gradient for every step's hidden state (add a gradient for the final state alone
+        into grad_hs[-1]).
+    x, h0, w_ih, w_hh, nonlinearity
+        As given to `rnn_forward` (h0 may be None: zeros).
+    hs : array_like (T, N, H)
+        What `rnn_forward` returned.
+
+    Returns
+    -------
+    grad_x : (T, N, I); grad_h0 : (N, H) (also when h0 is None); grad_w_ih : (H, I);
+    grad_w_hh : (H, H); grad_b : (H,), the gradient of b_ih and of b_hh alike.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `rnn_forward`; ValueError also when hs or grad_hs is not (T, N, H).
+    """
+    relu = v.nonlinearity_is_relu(nonlinearity)
+    dtype, hidden, x, w_ih, w_hh, _, _, extra = _rnn_inputs(
+        x, 3, w_ih, w_hh, grad_hs=(grad_hs, 3), h0=(h0, 2), hs=(hs, 3))
+    steps, batch, _ = x.shape
+    _check_shape("h0", extra["h0"], (batch, hidden))
+    _check_shape("hs", extra["hs"], (steps, batch, hidden))
+    _check_shape("grad_hs", extra["grad_hs"], (steps, batch, hidden))
+    return _backward_checked(relu, nonlinearity, dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh)
+
+
 def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """One Elman RNN step, as torch.nn.RNNCell: act(x w_ih^T + b_ih + h w_hh^T + b_hh).
 
@@ -302,10 +326,17 @@ def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     Returns
     -------
     h_next : ndarray (N, H)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `rnn_forward`.
     """
-    x = v.as_float_array("x", x, 2)
-    h = v.as_float_array("h", h, 2)
-    return rnn_forward(x[None], h, w_ih, w_hh, b_ih, b_hh, nonlinearity)[0]
+    relu = v.nonlinearity_is_relu(nonlinearity)
+    dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 2, w_ih, w_hh, b_ih, b_hh, h=(h, 2))
+    h = extra["h"]
+    _check_shape("h", h, (x.shape[0], hidden))
+    return _forward_checked(relu, nonlinearity, dtype, x[None], h, w_ih, w_hh, b_ih, b_hh, None)[0]
 
 
 def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"):
@@ -319,15 +350,18 @@ def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"
     Returns
     -------
     grad_x (N, I), grad_h (N, H), grad_w_ih (H, I), grad_w_hh (H, H), grad_b (H,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `rnn_forward`.
     """
-    grad_h_next = v.as_float_array("grad_h_next", grad_h_next, 2)
-    x = v.as_float_array("x", x, 2)
-    h = v.as_float_array("h", h, 2)
-    h_next = v.as_float_array("h_next", h_next, 2)
-    if h_next.shape != h.shape:
-        raise ValueError(f"h_next must have h's shape {h.shape}, got {h_next.shape}")
-    if grad_h_next.shape != h.shape:
-        raise ValueError(f"grad_h_next must have h's shape {h.shape}, got {grad_h_next.shape}")
-    grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b = rnn_backward(
-        grad_h_next[None], x[None], h, h_next[None], w_ih, w_hh, nonlinearity)
+    relu = v.nonlinearity_is_relu(nonlinearity)
+    dtype, hidden, x, w_ih, w_hh, _, _, extra = _rnn_inputs(
+        x, 2, w_ih, w_hh, grad_h_next=(grad_h_next, 2), h=(h, 2), h_next=(h_next, 2))
+    shape = (x.shape[0], hidden)
+    for name in ("h", "h_next", "grad_h_next"):
+        _check_shape(name, extra[name], shape)
+    grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b = _backward_checked(
+        relu, nonlinearity, dtype, extra["grad_h_next"][None], x[None], extra["h"], extra["h_next"][None], w_ih, w_hh)
     return grad_x[0], grad_h, grad_w_ih, grad_w_hh, grad_b
