@@ -89,8 +89,8 @@ cdef inline void gather_run(const floating *row, fnn_int w, fnn_int iw0, fnn_int
     for t in range(lo):
         d[t * dstride] = 0
     if dstride == 1 and sw == 1:
-        for t in range(lo, hi):
-            d[t] = row[iw0 + t]
+        # libc's memcpy is vectorised for the CPU at hand, which this baseline build is not.
+        memcpy(d + lo, row + iw0 + lo, (hi - lo) * sizeof(floating))
     else:
         for t in range(lo, hi):
             d[t * dstride] = row[iw0 + t * sw]
