@@ -431,39 +431,45 @@ cdef inline bint all_finite(const floating *v, fnn_int n) noexcept nogil:
         return fnn_all_finite_f64(v, n) != 0
 
 
-def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stride, tuple pad,
-                   tuple dil, fnn_int groups, int num_threads):
-    """y = conv2d(x, w) + bias into the C-contiguous y; all C-contiguous, one dtype.
-
-    Returns False, computing nothing, when the implicit GEMM would multiply padding by an Inf
-    or NaN weight (padding must be absent, not 0 * Inf = NaN): the caller takes another path."""
-    cdef ConvGeom g = make_geom(x.shape, w.shape, stride, pad, dil, groups, y.shape)
+cdef int run_forward(const ConvGeom *g, cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y,
+                     int num_threads) except -1:
+    """Returns 1, or 0 without computing when the implicit GEMM would multiply padding by an
+    Inf or NaN weight (padding must be absent, not 0 * Inf = NaN): the caller then takes the
+    reference's tap-by-tap path."""
     cdef cnp.ndarray b = bias
     cdef int rc
     cdef bint direct = g.cin_g == 1
     cdef bint is_f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
-    if not direct and reads_padding(&g):
+    if not direct and reads_padding(g):
         if not (all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size)):
-            return False
+            return 0
     if is_f32:
         with nogil:
             if direct:
-                rc = direct_forward_impl(&g, <float *>x.data, <float *>w.data,
+                rc = direct_forward_impl(g, <float *>x.data, <float *>w.data,
                                          <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
             else:
-                rc = conv2d_forward_impl(&g, <float *>x.data, <float *>w.data,
+                rc = conv2d_forward_impl(g, <float *>x.data, <float *>w.data,
                                          <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
     else:
         with nogil:
             if direct:
-                rc = direct_forward_impl(&g, <double *>x.data, <double *>w.data,
+                rc = direct_forward_impl(g, <double *>x.data, <double *>w.data,
                                          <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
             else:
-                rc = conv2d_forward_impl(&g, <double *>x.data, <double *>w.data,
+                rc = conv2d_forward_impl(g, <double *>x.data, <double *>w.data,
                                          <double *>b.data if bias is not None else NULL, <double *>y.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d: could not allocate packing buffers")
-    return True
+    return 1
+
+
+def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stride, tuple pad,
+                   tuple dil, fnn_int groups, int num_threads):
+    """y = conv2d(x, w) + bias into the C-contiguous y; all C-contiguous, one dtype.
+    Returns False, computing nothing, where padding would meet an Inf or NaN weight."""
+    cdef ConvGeom g = make_geom(x.shape, w.shape, stride, pad, dil, groups, y.shape)
+    return run_forward(&g, x, w, bias, y, num_threads) == 1
 
 
 def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple stride, tuple pad,

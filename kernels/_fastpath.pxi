@@ -1,0 +1,108 @@
+# Fast paths for small calls: when every argument is already in the plain form the drivers
+# want (exact ndarrays, one native float dtype, C-contiguous, ints for the geometry), they are
+# checked here in C in well under a microsecond. Anything else, including every invalid
+# argument, returns None and goes through fastnn._api's full validation, which also words the
+# errors. These functions decide nothing that path would decide differently.
+
+# Set by fastnn._runtime at import: resolves the thread count for a problem's FLOPs.
+_threads_for = None
+
+cdef fnn_int _SIZE_LIMIT = (<fnn_int>1) << 40
+
+
+cdef inline bint plain_array(object a, int ndim, int type_num):
+    """An exact ndarray of this dtype, native-endian, aligned and C-contiguous."""
+    cdef cnp.ndarray arr
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == ndim and cnp.PyArray_TYPE(arr) == type_num
+            and cnp.PyArray_ISCARRAY_RO(arr) and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cdef inline bint small_int_pair(object v, fnn_int minimum, fnn_int *first, fnn_int *second):
+    """An int or a 2-tuple of ints, each in [minimum, 2**30]."""
+    if type(v) is int:
+        if not (minimum <= v <= (1 << 30)):
+            return False
+        first[0] = second[0] = v
+        return True
+    if type(v) is tuple and len(<tuple>v) == 2:
+        return (small_int_pair((<tuple>v)[0], minimum, first, first)
+                and small_int_pair((<tuple>v)[1], minimum, second, second))
+    return False
+
+
+cdef inline bint disjoint(cnp.ndarray a, object b):
+    """Whether a and the C-contiguous array b (or None) occupy different memory."""
+    cdef cnp.ndarray other
+    cdef char *lo
+    cdef char *hi
+    if b is None:
+        return True
+    other = <cnp.ndarray>b
+    lo = <char *>other.data
+    hi = lo + cnp.PyArray_NBYTES(other)
+    return <char *>a.data + cnp.PyArray_NBYTES(a) <= lo or <char *>a.data >= hi
+
+
+def conv2d_fast(x, weight, bias, stride, padding, dilation, groups, out):
+    """fastnn.conv2d for plain arguments, or None to send the call down the full path."""
+    cdef ConvGeom g
+    cdef fnn_int span_h, span_w
+    cdef int type_num
+    cdef cnp.npy_intp shape[4]
+    cdef cnp.ndarray xa, wa, y
+    if type(x) is not cnp.ndarray:
+        return None
+    type_num = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    if type_num != cnp.NPY_FLOAT32 and type_num != cnp.NPY_FLOAT64:
+        return None
+    if not (plain_array(x, 4, type_num) and plain_array(weight, 4, type_num)):
+        return None
+    if bias is not None and not (plain_array(bias, 1, type_num)
+                                 and (<cnp.ndarray>bias).shape[0] == (<cnp.ndarray>weight).shape[0]):
+        return None
+    if type(groups) is not int or not (1 <= groups <= (1 << 30)):
+        return None
+    if not (small_int_pair(stride, 1, &g.sh, &g.sw) and small_int_pair(padding, 0, &g.pt, &g.pl)
+            and small_int_pair(dilation, 1, &g.dh, &g.dw)):
+        return None
+    xa = <cnp.ndarray>x
+    wa = <cnp.ndarray>weight
+    g.n, g.c_in, g.h, g.w = xa.shape[0], xa.shape[1], xa.shape[2], xa.shape[3]
+    g.c_out, g.kh, g.kw = wa.shape[0], wa.shape[2], wa.shape[3]
+    g.groups = groups
+    if g.c_in % g.groups or g.c_out % g.groups or wa.shape[1] != g.c_in // g.groups:
+        return None
+    g.cin_g = g.c_in // g.groups
+    g.cout_g = g.c_out // g.groups
+    span_h = g.dh * (g.kh - 1) + 1
+    span_w = g.dw * (g.kw - 1) + 1
+    if g.kh < 1 or g.kw < 1 or g.h + 2 * g.pt < span_h or g.w + 2 * g.pl < span_w:
+        return None
+    g.h_out = (g.h + 2 * g.pt - span_h) // g.sh + 1
+    g.w_out = (g.w + 2 * g.pl - span_w) // g.sw + 1
+    g.kg = g.cin_g * g.kh * g.kw
+    g.p = g.h_out * g.w_out
+    # Empty results, zero-length reductions and huge outputs are the full path's business.
+    if g.n < 1 or g.c_out < 1 or g.kg < 1 or g.n > _SIZE_LIMIT // (g.c_out * g.p):
+        return None
+    shape[0] = g.n
+    shape[1] = g.c_out
+    shape[2] = g.h_out
+    shape[3] = g.w_out
+    if out is None:
+        y = cnp.PyArray_EMPTY(4, shape, type_num, 0)
+    else:
+        if not plain_array(out, 4, type_num) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+            return None
+        y = <cnp.ndarray>out
+        if (y.shape[0] != shape[0] or y.shape[1] != shape[1] or y.shape[2] != shape[2]
+                or y.shape[3] != shape[3]):
+            return None
+        if not (disjoint(y, x) and disjoint(y, weight) and disjoint(y, bias)):
+            return None
+    if run_forward(&g, xa, wa, bias, y, _threads_for(2 * g.n * g.c_out * g.p * g.kg)) == 0:
+        return None
+    return y
