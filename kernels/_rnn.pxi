@@ -30,9 +30,9 @@ cdef inline void activation_grad(floating *dz, const floating *h, fnn_int count,
         for i in range(count):
             dz[i] = dz[i] * (1 - h[i] * h[i])
     else:
+        # A product, not a branch: an Inf or NaN gradient at a dead unit gives NaN, as in the oracle.
         for i in range(count):
-            if not (h[i] > 0):
-                dz[i] = 0
+            dz[i] = dz[i] * (1 if h[i] > 0 else 0)
 
 
 cdef inline fnn_int packed_b_elems(const Tiling *t, fnn_int k, fnn_int n) noexcept nogil:
@@ -154,14 +154,33 @@ cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, c
     return 0
 
 
+cdef bint array_all_finite(cnp.ndarray a, fnn_int offset, fnn_int count):
+    """Whether a's C-contiguous elements [offset, offset + count) are all finite."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+        return fnn_all_finite_f32(<float *>a.data + offset, count) != 0
+    return fnn_all_finite_f64(<double *>a.data + offset, count) != 0
+
+
+cdef cnp.ndarray zeros_like_state(cnp.ndarray hs):
+    """Zeros of one step's state (N, H): h0 = None stands for these. Multiplying them by an Inf
+    or NaN gives NaN, as in the oracle and PyTorch, so they cannot just be skipped then."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = hs.shape[1]
+    dims[1] = hs.shape[2]
+    return cnp.PyArray_ZEROS(2, dims, cnp.PyArray_TYPE(hs), 0)
+
+
 def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
                 bint relu, int num_threads):
     """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous."""
     cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
-    cdef cnp.ndarray h0a = h0, ba = bias
+    cdef cnp.ndarray h0a, ba = bias
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int flags = FNN_BIAS_COL if bias is not None else 0
     cdef int rc = 0
+    if h0 is None and not array_all_finite(w_hh, 0, hid * hid):
+        h0 = zeros_like_state(hs)
+    h0a = h0
     if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
         with nogil:
             rc = gemm_parallel(steps * n, hid, inp, <float *>x.data, inp, 1, <float *>w_ih.data, 1, inp,
@@ -189,44 +208,53 @@ def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.nda
     """BPTT into preallocated C-contiguous outputs; dz (T, N, H) receives the gradient at
     every step's pre-activation (its sum over T and N is grad_b, taken by the caller)."""
     cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
-    cdef cnp.ndarray h0a = h0
+    cdef cnp.ndarray h0a
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int rc = 0
-    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+    cdef bint is_f32 = cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32
+    # The chain backwards: dz[t] = (grad_hs[t] + dz[t+1] @ w_hh) * act'(hs[t]).
+    if is_f32:
         with nogil:
-            rc = rnn_backward_impl(steps, n, hid, inp, <float *>grad_hs.data, <float *>x.data,
-                                   <float *>h0a.data if h0 is not None else NULL, <float *>hs.data,
-                                   <float *>w_ih.data, <float *>w_hh.data, act, <float *>dz.data,
-                                   <float *>grad_x.data, <float *>grad_h0.data, <float *>grad_w_ih.data,
-                                   <float *>grad_w_hh.data, num_threads)
+            rc = recurrence(steps, n, hid, <float *>hs.data, <float *>w_hh.data, hid, 1, <float *>dz.data,
+                            <float *>grad_hs.data, act, False, num_threads)
     else:
         with nogil:
-            rc = rnn_backward_impl(steps, n, hid, inp, <double *>grad_hs.data, <double *>x.data,
-                                   <double *>h0a.data if h0 is not None else NULL, <double *>hs.data,
-                                   <double *>w_ih.data, <double *>w_hh.data, act, <double *>dz.data,
-                                   <double *>grad_x.data, <double *>grad_h0.data, <double *>grad_w_ih.data,
-                                   <double *>grad_w_hh.data, num_threads)
+            rc = recurrence(steps, n, hid, <double *>hs.data, <double *>w_hh.data, hid, 1, <double *>dz.data,
+                            <double *>grad_hs.data, act, False, num_threads)
+    if rc == 0 and h0 is None and steps > 0 and not array_all_finite(dz, 0, n * hid):
+        h0 = zeros_like_state(hs)
+    h0a = h0
+    if rc == 0 and is_f32:
+        with nogil:
+            rc = weight_grads(steps, n, hid, inp, <float *>x.data,
+                              <float *>h0a.data if h0 is not None else NULL, <float *>hs.data,
+                              <float *>w_ih.data, <float *>w_hh.data, <float *>dz.data,
+                              <float *>grad_x.data, <float *>grad_h0.data, <float *>grad_w_ih.data,
+                              <float *>grad_w_hh.data, num_threads)
+    elif rc == 0:
+        with nogil:
+            rc = weight_grads(steps, n, hid, inp, <double *>x.data,
+                              <double *>h0a.data if h0 is not None else NULL, <double *>hs.data,
+                              <double *>w_ih.data, <double *>w_hh.data, <double *>dz.data,
+                              <double *>grad_x.data, <double *>grad_h0.data, <double *>grad_w_ih.data,
+                              <double *>grad_w_hh.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.rnn_backward: could not allocate packing buffers")
 
 
-cdef int rnn_backward_impl(fnn_int steps, fnn_int n, fnn_int hid, fnn_int inp, const floating *grad_hs,
-                           const floating *x, const floating *h0, const floating *hs,
-                           const floating *w_ih, const floating *w_hh, int act, floating *dz,
-                           floating *grad_x, floating *grad_h0, floating *grad_w_ih,
-                           floating *grad_w_hh, int nthreads) noexcept nogil:
+cdef int weight_grads(fnn_int steps, fnn_int n, fnn_int hid, fnn_int inp, const floating *x,
+                      const floating *h0, const floating *hs, const floating *w_ih,
+                      const floating *w_hh, const floating *dz, floating *grad_x, floating *grad_h0,
+                      floating *grad_w_ih, floating *grad_w_hh, int nthreads) noexcept nogil:
+    """Everything BPTT needs once dz is known, each as one GEMM over all steps at once."""
     cdef fnn_int nh = n * hid
-    cdef int rc
-    # The chain backwards: dz[t] = (grad_hs[t] + dz[t+1] @ w_hh) * act'(hs[t]).
-    rc = recurrence(steps, n, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads)
-    if rc != 0:
-        return rc
+    cdef int rc = 0
     # grad_h0 = dz[0] @ w_hh
     if steps > 0:
         rc = gemm_parallel(n, hid, hid, dz, hid, 1, w_hh, hid, 1, grad_h0, hid, 0, <floating *>NULL, nthreads)
     else:
         memset(grad_h0, 0, nh * sizeof(floating))
-    # Every step at once: grad_x = dz @ w_ih, grad_w_ih = dz^T x, grad_w_hh = dz^T [h0, hs[:-1]].
+    # grad_x = dz @ w_ih, grad_w_ih = dz^T x, grad_w_hh = dz^T [h0, hs[:-1]].
     if rc == 0:
         rc = gemm_parallel(steps * n, inp, hid, dz, hid, 1, w_ih, inp, 1, grad_x, inp, 0, <floating *>NULL, nthreads)
     if rc == 0:
