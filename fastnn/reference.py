@@ -305,12 +305,15 @@ def _activation(pre, nonlinearity):
     raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
 
 
-def _activation_grad(h_next, nonlinearity):
-    """Derivative of the activation, written in terms of its output."""
+def _through_activation(grad_h_next, h_next, nonlinearity):
+    """The gradient at the pre-activation, from the one at the output h_next = act(pre).
+
+    relu's derivative is applied as PyTorch does, as a select: a dead unit passes no gradient
+    at all, so an Inf or NaN arriving there stops (a product would make 0 * Inf = NaN)."""
     if nonlinearity == "tanh":
-        return 1 - h_next * h_next
+        return grad_h_next * (1 - h_next * h_next)
     if nonlinearity == "relu":
-        return (h_next > 0).astype(h_next.dtype)
+        return np.where(h_next > 0, grad_h_next, 0).astype(grad_h_next.dtype, copy=False)
     raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
 
 
@@ -379,7 +382,7 @@ def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"
     dtype = _float_dtype(grad_h_next, x, h, h_next, w_ih, w_hh)
     grad_h_next, x, h, h_next, w_ih, w_hh = (
         a.astype(dtype, copy=False) for a in (grad_h_next, x, h, h_next, w_ih, w_hh))
-    grad_pre = grad_h_next * _activation_grad(h_next, nonlinearity)  # (N, H)
+    grad_pre = _through_activation(grad_h_next, h_next, nonlinearity)  # (N, H)
     grad_x = grad_pre @ w_ih
     grad_h = grad_pre @ w_hh
     grad_w_ih = grad_pre.T @ x

@@ -24,15 +24,16 @@ cdef inline void activate(floating *v, fnn_int rows, fnn_int ld, fnn_int c0, fnn
 
 
 cdef inline void activation_grad(floating *dz, const floating *h, fnn_int count, int act) noexcept nogil:
-    """dz *= act'(pre-activation), written in terms of the output h = act(pre)."""
+    """dz *= act'(pre-activation), written in terms of the output h = act(pre). relu's is a
+    select, as in PyTorch: a dead unit passes nothing on, not even an Inf or NaN."""
     cdef fnn_int i
     if act == ACT_TANH:
         for i in range(count):
             dz[i] = dz[i] * (1 - h[i] * h[i])
     else:
-        # A product, not a branch: an Inf or NaN gradient at a dead unit gives NaN, as in the oracle.
         for i in range(count):
-            dz[i] = dz[i] * (1 if h[i] > 0 else 0)
+            if not (h[i] > 0):
+                dz[i] = 0
 
 
 cdef inline fnn_int packed_b_elems(const Tiling *t, fnn_int k, fnn_int n) noexcept nogil:
