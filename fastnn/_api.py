@@ -96,7 +96,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     spec = _ConvSpec(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    v.check_size("the output", spec.out_shape, dtype.itemsize)
+    v.check_size("conv2d's output for this x, weight, stride, padding and dilation", spec.out_shape, dtype.itemsize)
     if out is not None:
         y = v.check_out(out, spec.out_shape, dtype, (x, weight, bias))
     else:
@@ -194,13 +194,15 @@ def _rnn_weights(x_features, w_ih, w_hh, b_ih, b_hh):
 
 
 def _rnn_inputs(x, x_ndim, w_ih, w_hh, b_ih=None, b_hh=None, **others):
-    """Arrays for an RNN kernel, with one common dtype; x has x_ndim dims, others named 2-D/3-D."""
+    """Arrays for an RNN kernel, with one common dtype; x has x_ndim dims, others named
+    (array, ndim). Of the others only h0 may be None (zeros)."""
     x = v.as_float_array("x", x, x_ndim)
     w_ih = v.as_float_array("w_ih", w_ih, 2)
     w_hh = v.as_float_array("w_hh", w_hh, 2)
     b_ih = None if b_ih is None else v.as_float_array("b_ih", b_ih, 1)
     b_hh = None if b_hh is None else v.as_float_array("b_hh", b_hh, 1)
-    arrays = {name: None if a is None else v.as_float_array(name, a, nd) for name, (a, nd) in others.items()}
+    arrays = {name: None if a is None and name == "h0" else v.as_float_array(name, a, nd)
+              for name, (a, nd) in others.items()}
     dtype = v.common_dtype(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, **arrays)
     hidden = _rnn_weights(x.shape[-1], w_ih, w_hh, b_ih, b_hh)
     return dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, arrays

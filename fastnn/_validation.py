@@ -13,6 +13,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def as_float_array(name, value, ndim):
     """value as an ndarray of float32/float64 with the given ndim (no copy yet)."""
+    if value is None:
+        raise TypeError(f"{name} must be float32 or float64, got None")
     arr = np.asarray(value)
     dt = arr.dtype
     if dt.kind != "f" or dt.itemsize not in (4, 8):
@@ -38,8 +40,12 @@ def common_dtype(**arrays):
 
 
 def contiguous(arr, dtype):
-    """C-contiguous, native-endian array of dtype; a copy only when needed. Inputs are never written."""
-    return np.ascontiguousarray(arr, dtype=dtype)
+    """C-contiguous, aligned, native-endian array of dtype; a copy only when needed. Inputs
+    are never written."""
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not out.flags.aligned:  # ascontiguousarray keeps a misaligned buffer as it is
+        out = out.copy()
+    return out
 
 
 def int_pair(name, value, minimum):
@@ -104,8 +110,8 @@ def conv_output_size(name, size, pad, kernel, stride, dilation):
     padded = size + pad[0] + pad[1]
     if padded < span:
         raise ValueError(
-            f"kernel size {kernel} (dilation {dilation}, span {span}) is larger than the padded "
-            f"input {name} of {padded}"
+            f"weight's kernel {name} {kernel} (dilation {dilation}, span {span}) is larger than "
+            f"x's padded {name} {padded} (padding {pad[0]} + {pad[1]})"
         )
     return (padded - span) // stride + 1
 

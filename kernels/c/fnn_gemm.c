@@ -30,18 +30,19 @@
 /* ---- portable micro-kernels ------------------------------------------- */
 
 /*
- * Tiles sized so the accumulators fill most of the vector register file:
- * 16 xmm registers on x86-64 (6x8 f32 = 12 of them), 32 NEON registers on
- * arm64 (8x12 f32 = 24).
+ * Tiles sized so the accumulators and the temporaries of a separate multiply
+ * and add fit the vector registers without spilling: 16 xmm on baseline
+ * x86-64 (4x8 f32 = 8 accumulators; gcc spills at 6x8), 32 NEON registers on
+ * arm64 (8x8 f32 = 16).
  */
 #if defined(__aarch64__) || defined(_M_ARM64)
-enum { PF32_MR = 8, PF32_NR = 12, PF64_MR = 8, PF64_NR = 6 };
-#define PF32_NAME "fnn_f32_gemm_ukernel_8x12_portable"
-#define PF64_NAME "fnn_f64_gemm_ukernel_8x6_portable"
+enum { PF32_MR = 8, PF32_NR = 8, PF64_MR = 8, PF64_NR = 4 };
+#define PF32_NAME "fnn_f32_gemm_ukernel_8x8_portable"
+#define PF64_NAME "fnn_f64_gemm_ukernel_8x4_portable"
 #else
-enum { PF32_MR = 6, PF32_NR = 8, PF64_MR = 6, PF64_NR = 4 };
-#define PF32_NAME "fnn_f32_gemm_ukernel_6x8_portable"
-#define PF64_NAME "fnn_f64_gemm_ukernel_6x4_portable"
+enum { PF32_MR = 4, PF32_NR = 8, PF64_MR = 4, PF64_NR = 4 };
+#define PF32_NAME "fnn_f32_gemm_ukernel_4x8_portable"
+#define PF64_NAME "fnn_f64_gemm_ukernel_4x4_portable"
 #endif
 
 static void fnn_f32_gemm_ukernel_portable(fnn_int k, const float *FNN_RESTRICT a,
@@ -100,12 +101,12 @@ static void fnn_f64_gemm_ukernel_portable(fnn_int k, const double *FNN_RESTRICT 
 
 const fnn_gemm_desc_f32 fnn_gemm_desc_f32_portable = {
     PF32_NAME, FNN_ISA_PORTABLE, PF32_MR, PF32_NR,
-    /* mc, kc, nc */ 24 * PF32_MR, 256, 256 * PF32_NR,
+    /* mc, kc, nc */ 32 * PF32_MR, 512, 512 * PF32_NR,
     fnn_f32_gemm_ukernel_portable};
 
 const fnn_gemm_desc_f64 fnn_gemm_desc_f64_portable = {
     PF64_NAME, FNN_ISA_PORTABLE, PF64_MR, PF64_NR,
-    24 * PF64_MR, 256, 256 * PF64_NR,
+    32 * PF64_MR, 512, 512 * PF64_NR,
     fnn_f64_gemm_ukernel_portable};
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -257,6 +258,26 @@ const fnn_gemm_desc_f64 *fnn_gemm_f64_desc(void)
 }
 
 /* ---- packing ----------------------------------------------------------- */
+
+/* How many rows ahead pack_b prefetches a row-major B (measured on Zen 4). */
+#ifndef FNN_PACK_AHEAD
+#define FNN_PACK_AHEAD 8
+#endif
+
+/*
+ * Columns of a row-major B packed in one sweep down the rows: whole
+ * micro-panels covering at least 256 bytes of each row, so rows far apart
+ * in memory are still read several cache lines at a time.
+ */
+#ifndef FNN_B_GROUP_BYTES
+#define FNN_B_GROUP_BYTES 256
+#endif
+static fnn_int fnn_b_group(int nr, size_t elsize)
+{
+    const fnn_int panel_bytes = (fnn_int)(nr * elsize);
+    return nr * ((FNN_B_GROUP_BYTES + panel_bytes - 1) / panel_bytes);
+}
+
 
 /*
  * Each routine walks the source along its unit-stride direction when it has
@@ -427,35 +448,97 @@ static void fnn_pack_b_transposed_f64(int nr, fnn_int k, fnn_int cols,
             dst[p * nr + j] = src[j * cs + p];
 }
 
+/*
+ * Row-major B (cs = 1), one group of panels at a time, row by row. Rows are
+ * far apart and this is often B's first touch: fetch a few rows ahead so
+ * several misses are in flight.
+ */
+static void fnn_pack_b_rows_f32(int nr, fnn_int k, fnn_int n,
+                               const float *FNN_RESTRICT b, fnn_int rs,
+                               float *FNN_RESTRICT dst)
+{
+    const fnn_int gw = fnn_b_group(nr, sizeof(float));
+    const fnn_int line = 64 / sizeof(float);
+    fnn_int j0, q, j, p;
+    /* loop over n in groups of NR-wide micro-panels */
+    for (j0 = 0; j0 < n; j0 += gw) {
+        const fnn_int gcols = n - j0 < gw ? n - j0 : gw;
+        float *gdst = dst + j0 * k; /* the group's first panel */
+        for (p = 0; p < k; p++) {
+            const float *row = b + p * rs + j0;
+            if (p + FNN_PACK_AHEAD < k)
+                for (j = 0; j < gcols; j += line)
+                    FNN_PREFETCH(row + FNN_PACK_AHEAD * rs + j);
+            for (q = 0; q < gcols; q += nr) {
+                const fnn_int cols = gcols - q < nr ? gcols - q : nr;
+                float *d = gdst + q * k + p * nr;
+                for (j = 0; j < cols; j++)
+                    d[j] = row[q + j];
+                for (; j < nr; j++)
+                    d[j] = 0.0f;
+            }
+        }
+    }
+}
+
 void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
                     fnn_int cs, float *dst)
 {
     fnn_int j0, j, p;
+    if (cs == 1) {
+        fnn_pack_b_rows_f32(nr, k, n, b, rs, dst);
+        return;
+    }
     /* loop over n in NR-wide micro-panels */
     for (j0 = 0; j0 < n; j0 += nr) {
         const fnn_int cols = n - j0 < nr ? n - j0 : nr;
         const float *src = b + j0 * cs;
-        if (cs == 1) {
-            for (p = 0; p < k; p++) {
-                memcpy(dst + p * nr, src + p * rs, (size_t)cols * sizeof(float));
+        if (rs == 1)
+            fnn_pack_b_transposed_f32(nr, k, cols, src, cs, dst);
+        else
+            /* reads walk nr columns at once, each of whose cache lines is
+               used up over the next few p; writes stay sequential */
+            for (p = 0; p < k; p++)
+                for (j = 0; j < cols; j++)
+                    dst[p * nr + j] = src[p * rs + j * cs];
+        if (cols < nr)
+            for (p = 0; p < k; p++)
                 for (j = cols; j < nr; j++)
                     dst[p * nr + j] = 0.0f;
-            }
-        } else {
-            if (rs == 1)
-                fnn_pack_b_transposed_f32(nr, k, cols, src, cs, dst);
-            else
-                /* reads walk nr columns at once, each of whose cache lines
-                   is used up over the next few p; writes stay sequential */
-                for (p = 0; p < k; p++)
-                    for (j = 0; j < cols; j++)
-                        dst[p * nr + j] = src[p * rs + j * cs];
-            if (cols < nr)
-                for (p = 0; p < k; p++)
-                    for (j = cols; j < nr; j++)
-                        dst[p * nr + j] = 0.0f;
-        }
         dst += nr * k;
+    }
+}
+
+/*
+ * Row-major B (cs = 1), one group of panels at a time, row by row. Rows are
+ * far apart and this is often B's first touch: fetch a few rows ahead so
+ * several misses are in flight.
+ */
+static void fnn_pack_b_rows_f64(int nr, fnn_int k, fnn_int n,
+                               const double *FNN_RESTRICT b, fnn_int rs,
+                               double *FNN_RESTRICT dst)
+{
+    const fnn_int gw = fnn_b_group(nr, sizeof(double));
+    const fnn_int line = 64 / sizeof(double);
+    fnn_int j0, q, j, p;
+    /* loop over n in groups of NR-wide micro-panels */
+    for (j0 = 0; j0 < n; j0 += gw) {
+        const fnn_int gcols = n - j0 < gw ? n - j0 : gw;
+        double *gdst = dst + j0 * k; /* the group's first panel */
+        for (p = 0; p < k; p++) {
+            const double *row = b + p * rs + j0;
+            if (p + FNN_PACK_AHEAD < k)
+                for (j = 0; j < gcols; j += line)
+                    FNN_PREFETCH(row + FNN_PACK_AHEAD * rs + j);
+            for (q = 0; q < gcols; q += nr) {
+                const fnn_int cols = gcols - q < nr ? gcols - q : nr;
+                double *d = gdst + q * k + p * nr;
+                for (j = 0; j < cols; j++)
+                    d[j] = row[q + j];
+                for (; j < nr; j++)
+                    d[j] = 0.0;
+            }
+        }
     }
 }
 
@@ -463,29 +546,26 @@ void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
                     fnn_int cs, double *dst)
 {
     fnn_int j0, j, p;
+    if (cs == 1) {
+        fnn_pack_b_rows_f64(nr, k, n, b, rs, dst);
+        return;
+    }
+    /* loop over n in NR-wide micro-panels */
     for (j0 = 0; j0 < n; j0 += nr) {
         const fnn_int cols = n - j0 < nr ? n - j0 : nr;
         const double *src = b + j0 * cs;
-        if (cs == 1) {
-            for (p = 0; p < k; p++) {
-                memcpy(dst + p * nr, src + p * rs, (size_t)cols * sizeof(double));
+        if (rs == 1)
+            fnn_pack_b_transposed_f64(nr, k, cols, src, cs, dst);
+        else
+            /* reads walk nr columns at once, each of whose cache lines is
+               used up over the next few p; writes stay sequential */
+            for (p = 0; p < k; p++)
+                for (j = 0; j < cols; j++)
+                    dst[p * nr + j] = src[p * rs + j * cs];
+        if (cols < nr)
+            for (p = 0; p < k; p++)
                 for (j = cols; j < nr; j++)
                     dst[p * nr + j] = 0.0;
-            }
-        } else {
-            if (rs == 1)
-                fnn_pack_b_transposed_f64(nr, k, cols, src, cs, dst);
-            else
-                /* reads walk nr columns at once, each of whose cache lines
-                   is used up over the next few p; writes stay sequential */
-                for (p = 0; p < k; p++)
-                    for (j = 0; j < cols; j++)
-                        dst[p * nr + j] = src[p * rs + j * cs];
-            if (cols < nr)
-                for (p = 0; p < k; p++)
-                    for (j = cols; j < nr; j++)
-                        dst[p * nr + j] = 0.0;
-        }
         dst += nr * k;
     }
 }
@@ -554,20 +634,20 @@ fnn_int fnn_gemm_scratch_f64(const fnn_gemm_desc_f64 *d)
 }
 
 /*
- * Depth of the next k block: k is cut into ceil(k / kc) nearly equal blocks
- * rather than full blocks and a thin remainder, whose C update would cost as
- * much as a full block's. Depends only on k and kc, so a C element's
- * summation order is the same for every caller.
+ * k is cut into ceil(k / kc) nearly equal blocks rather than full blocks and
+ * a thin remainder, whose C update would cost as much as a full block's. The
+ * cut depends only on k and kc, so a C element's summation order is the same
+ * for every caller.
  */
-static fnn_int fnn_k_block(fnn_int left, fnn_int k, fnn_int kc)
+fnn_int fnn_gemm_kblock(fnn_int k, fnn_int kc, fnn_int pc)
 {
     const fnn_int nblocks = (k + kc - 1) / kc;
-    const fnn_int base = nblocks > 0 ? k / nblocks : 0;
-    const fnn_int extra = nblocks > 0 ? k % nblocks : 0;
-    /* the first `extra` blocks take one more; left tells which block this is */
-    const fnn_int done = k - left;
-    const fnn_int big = extra * (base + 1);
-    return done < big ? base + 1 : base;
+    fnn_int base, extra;
+    if (nblocks <= 0)
+        return 0;
+    base = k / nblocks;
+    extra = k % nblocks; /* the first `extra` blocks take one more */
+    return pc < extra * (base + 1) ? base + 1 : base;
 }
 
 static void *fnn_align64(void *p)
@@ -593,14 +673,12 @@ void fnn_gemm_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
         /* loop over k in KC-deep blocks; runs once, with kb = 0, when k = 0 */
         pc = 0;
         do {
-            const fnn_int kb = fnn_k_block(k - pc, k, d->kc);
+            const fnn_int kb = fnn_gemm_kblock(k, d->kc, pc);
             const int last = pc + kb >= k;
             /* the first block stores or accumulates as asked, later ones add
                to it; the bias goes in once, with the last block */
             const int fl = (pc == 0 ? (flags & FNN_ACCUMULATE) : FNN_ACCUMULATE) |
                            (last ? (flags & (FNN_BIAS_ROW | FNN_BIAS_COL)) : 0);
-            fnn_pack_b_f32(d->nr, kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b,
-                           bpack);
             /* loop over m in MC-tall blocks */
             for (ic = 0; ic < m; ic += d->mc) {
                 const fnn_int mb = m - ic < d->mc ? m - ic : d->mc;
@@ -611,8 +689,28 @@ void fnn_gemm_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
                     bias_b = bias + jc;
                 fnn_pack_a_f32(d->mr, mb, kb, a + ic * rs_a + pc * cs_a, rs_a,
                                cs_a, apack);
-                fnn_gemm_macro_f32(d, mb, nb, kb, apack, bpack,
-                                   c + ic * ldc + jc, ldc, fl, bias_b);
+                if (ic == 0) {
+                    /* First M block: pack each B micro-panel just before its
+                       first use, while it is still in L1/L2, rather than
+                       the whole B block up front; when m <= MC (conv with
+                       few channels) it is never read back from L3. Later
+                       M blocks reuse the packed panels. Narrow panels go in
+                       groups, so each row of B is read 256 bytes at a time. */
+                    const fnn_int group = fnn_b_group(d->nr, sizeof(float));
+                    fnn_int jr;
+                    for (jr = 0; jr < nb; jr += group) {
+                        const fnn_int nbr = nb - jr < group ? nb - jr : group;
+                        fnn_pack_b_f32(d->nr, kb, nbr,
+                                       b + pc * rs_b + (jc + jr) * cs_b, rs_b,
+                                       cs_b, bpack + jr * kb);
+                        fnn_gemm_macro_f32(d, mb, nbr, kb, apack, bpack + jr * kb,
+                                           c + ic * ldc + jc + jr, ldc, fl,
+                                           (fl & FNN_BIAS_COL) ? bias_b + jr : bias_b);
+                    }
+                } else {
+                    fnn_gemm_macro_f32(d, mb, nb, kb, apack, bpack,
+                                       c + ic * ldc + jc, ldc, fl, bias_b);
+                }
             }
             pc += kb;
         } while (pc < k);
@@ -635,12 +733,10 @@ void fnn_gemm_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n, fnn_int k,
         const fnn_int nb = n - jc < d->nc ? n - jc : d->nc;
         pc = 0;
         do {
-            const fnn_int kb = fnn_k_block(k - pc, k, d->kc);
+            const fnn_int kb = fnn_gemm_kblock(k, d->kc, pc);
             const int last = pc + kb >= k;
             const int fl = (pc == 0 ? (flags & FNN_ACCUMULATE) : FNN_ACCUMULATE) |
                            (last ? (flags & (FNN_BIAS_ROW | FNN_BIAS_COL)) : 0);
-            fnn_pack_b_f64(d->nr, kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b,
-                           bpack);
             for (ic = 0; ic < m; ic += d->mc) {
                 const fnn_int mb = m - ic < d->mc ? m - ic : d->mc;
                 const double *bias_b = NULL;
@@ -650,8 +746,28 @@ void fnn_gemm_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n, fnn_int k,
                     bias_b = bias + jc;
                 fnn_pack_a_f64(d->mr, mb, kb, a + ic * rs_a + pc * cs_a, rs_a,
                                cs_a, apack);
-                fnn_gemm_macro_f64(d, mb, nb, kb, apack, bpack,
-                                   c + ic * ldc + jc, ldc, fl, bias_b);
+                if (ic == 0) {
+                    /* First M block: pack each B micro-panel just before its
+                       first use, while it is still in L1/L2, rather than
+                       the whole B block up front; when m <= MC (conv with
+                       few channels) it is never read back from L3. Later
+                       M blocks reuse the packed panels. Narrow panels go in
+                       groups, so each row of B is read 256 bytes at a time. */
+                    const fnn_int group = fnn_b_group(d->nr, sizeof(double));
+                    fnn_int jr;
+                    for (jr = 0; jr < nb; jr += group) {
+                        const fnn_int nbr = nb - jr < group ? nb - jr : group;
+                        fnn_pack_b_f64(d->nr, kb, nbr,
+                                       b + pc * rs_b + (jc + jr) * cs_b, rs_b,
+                                       cs_b, bpack + jr * kb);
+                        fnn_gemm_macro_f64(d, mb, nbr, kb, apack, bpack + jr * kb,
+                                           c + ic * ldc + jc + jr, ldc, fl,
+                                           (fl & FNN_BIAS_COL) ? bias_b + jr : bias_b);
+                    }
+                } else {
+                    fnn_gemm_macro_f64(d, mb, nb, kb, apack, bpack,
+                                       c + ic * ldc + jc, ldc, fl, bias_b);
+                }
             }
             pc += kb;
         } while (pc < k);

@@ -117,6 +117,13 @@ void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n,
  */
 fnn_int fnn_gemm_scratch_f32(const fnn_gemm_desc_f32 *d);
 fnn_int fnn_gemm_scratch_f64(const fnn_gemm_desc_f64 *d);
+/*
+ * Depth of the k block that starts at pc in fnn_gemm_*'s k loop: k is cut
+ * into ceil(k / kc) nearly equal blocks, the first k % nblocks one deeper.
+ * A driver running its own loop nest uses this to get bit-identical results
+ * (the bias goes in with the last block).
+ */
+fnn_int fnn_gemm_kblock(fnn_int k, fnn_int kc, fnn_int pc);
 void fnn_gemm_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
                   const float *a, fnn_int rs_a, fnn_int cs_a,
                   const float *b, fnn_int rs_b, fnn_int cs_b,

@@ -7,7 +7,8 @@
  * the 32 registers, with 4 for the B row and one for the broadcast A value.
  * Wide rather than tall: per k step the kernel loads 4 B vectors and 6 A
  * scalars for 24 FMAs, so loads never limit it, and fringe columns are
- * handled with masked loads and stores.
+ * handled with masked loads and stores. (8x48 was measured too: slower on
+ * both the square and the conv shapes.)
  */
 #include "fnn_gemm_internal.h"
 
@@ -26,13 +27,15 @@ static inline unsigned fnn_lane_mask(int n, int v, int width)
 }
 
 /*
- * The tile body for the first nv of the 4 vector columns. Always inlined with
- * a constant nv, so each call site becomes its own register-allocated kernel.
+ * The tile body for the first mr of the 6 rows and the first nv of the 4
+ * vector columns. Always inlined with constant mr and nv, so each call site
+ * becomes its own register-allocated kernel.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
-                         const float *FNN_RESTRICT b, float *c, fnn_int ldc,
-                         int m, int n, int flags, const float *bias)
+fnn_f32_tile_avx512(const int mr, const int nv, fnn_int k,
+                    const float *FNN_RESTRICT a, const float *FNN_RESTRICT b,
+                    float *c, fnn_int ldc, int m, int n, int flags,
+                    const float *bias)
 {
     __m512 acc[F32_MR][4];
     __mmask16 mask[4];
@@ -40,10 +43,20 @@ fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
     int i, v;
 
     FNN_UNROLL(6)
-    for (i = 0; i < F32_MR; i++) {
+    for (i = 0; i < mr; i++) {
         FNN_UNROLL(4)
         for (v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
+    }
+    /* C is touched only after the k loop; start fetching it now so a tile
+       of a C too big for L2 does not stall on L3 misses at the end */
+    FNN_UNROLL(6)
+    for (i = 0; i < mr; i++) {
+        if (i < m) {
+            FNN_UNROLL(4)
+            for (v = 0; v < nv; v++)
+                _mm_prefetch((const char *)(c + i * ldc + 16 * v), _MM_HINT_T0);
+        }
     }
     FNN_UNROLL(2)
     for (p = 0; p < k; p++) {
@@ -52,7 +65,7 @@ fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
         for (v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_ps(b + 16 * v);
         FNN_UNROLL(6)
-        for (i = 0; i < F32_MR; i++) {
+        for (i = 0; i < mr; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
             FNN_UNROLL(4)
             for (v = 0; v < nv; v++)
@@ -69,7 +82,7 @@ fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
     for (v = 0; v < nv; v++)
         mask[v] = (__mmask16)fnn_lane_mask(n, v, 16);
     FNN_UNROLL(6)
-    for (i = 0; i < F32_MR; i++) {
+    for (i = 0; i < mr; i++) {
         float *ci = c + i * ldc;
         if (i >= m)
             break;
@@ -88,10 +101,11 @@ fnn_f32_tile_6xnv_avx512(const int nv, fnn_int k, const float *FNN_RESTRICT a,
 }
 
 /*
- * A narrow fringe tile computes only the vector columns that hold real
- * columns: conv outputs 196 pixels wide would otherwise spend a quarter of
- * their last panel on padding. Each computed column still sees the same FMAs
- * in the same order, so its values do not depend on the tile's width.
+ * Fringe tiles compute only the rows and vector columns that hold real
+ * elements: conv outputs 196 pixels wide would otherwise spend a quarter of
+ * their last panel on padding, 64 or 128 channels a few percent on two
+ * padding rows. Each computed element still sees the same FMAs in the same
+ * order, so its value does not depend on the tile's shape.
  */
 FNN_TARGET_AVX512
 static void fnn_f32_gemm_ukernel_6x64_avx512(fnn_int k, const float *a,
@@ -99,20 +113,44 @@ static void fnn_f32_gemm_ukernel_6x64_avx512(fnn_int k, const float *a,
                                              fnn_int ldc, int m, int n,
                                              int flags, const float *bias)
 {
-    if (n > 48)
-        fnn_f32_tile_6xnv_avx512(4, k, a, b, c, ldc, m, n, flags, bias);
-    else if (n > 32)
-        fnn_f32_tile_6xnv_avx512(3, k, a, b, c, ldc, m, n, flags, bias);
-    else if (n > 16)
-        fnn_f32_tile_6xnv_avx512(2, k, a, b, c, ldc, m, n, flags, bias);
-    else
-        fnn_f32_tile_6xnv_avx512(1, k, a, b, c, ldc, m, n, flags, bias);
+    if (m == F32_MR) {
+        if (n > 48)
+            fnn_f32_tile_avx512(6, 4, k, a, b, c, ldc, m, n, flags, bias);
+        else if (n > 32)
+            fnn_f32_tile_avx512(6, 3, k, a, b, c, ldc, m, n, flags, bias);
+        else if (n > 16)
+            fnn_f32_tile_avx512(6, 2, k, a, b, c, ldc, m, n, flags, bias);
+        else
+            fnn_f32_tile_avx512(6, 1, k, a, b, c, ldc, m, n, flags, bias);
+        return;
+    }
+    /* short tiles are one per M block: all 4 columns, whatever n */
+    switch (m) {
+    case 5:
+        fnn_f32_tile_avx512(5, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 4:
+        fnn_f32_tile_avx512(4, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 3:
+        fnn_f32_tile_avx512(3, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 2:
+        fnn_f32_tile_avx512(2, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 1:
+        fnn_f32_tile_avx512(1, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    default:
+        break;
+    }
 }
 
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_f64_tile_6xnv_avx512(const int nv, fnn_int k, const double *FNN_RESTRICT a,
-                         const double *FNN_RESTRICT b, double *c, fnn_int ldc,
-                         int m, int n, int flags, const double *bias)
+fnn_f64_tile_avx512(const int mr, const int nv, fnn_int k,
+                    const double *FNN_RESTRICT a, const double *FNN_RESTRICT b,
+                    double *c, fnn_int ldc, int m, int n, int flags,
+                    const double *bias)
 {
     __m512d acc[F64_MR][4];
     __mmask8 mask[4];
@@ -120,10 +158,20 @@ fnn_f64_tile_6xnv_avx512(const int nv, fnn_int k, const double *FNN_RESTRICT a,
     int i, v;
 
     FNN_UNROLL(6)
-    for (i = 0; i < F64_MR; i++) {
+    for (i = 0; i < mr; i++) {
         FNN_UNROLL(4)
         for (v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_pd();
+    }
+    /* C is touched only after the k loop; start fetching it now so a tile
+       of a C too big for L2 does not stall on L3 misses at the end */
+    FNN_UNROLL(6)
+    for (i = 0; i < mr; i++) {
+        if (i < m) {
+            FNN_UNROLL(4)
+            for (v = 0; v < nv; v++)
+                _mm_prefetch((const char *)(c + i * ldc + 8 * v), _MM_HINT_T0);
+        }
     }
     FNN_UNROLL(2)
     for (p = 0; p < k; p++) {
@@ -132,7 +180,7 @@ fnn_f64_tile_6xnv_avx512(const int nv, fnn_int k, const double *FNN_RESTRICT a,
         for (v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_pd(b + 8 * v);
         FNN_UNROLL(6)
-        for (i = 0; i < F64_MR; i++) {
+        for (i = 0; i < mr; i++) {
             const __m512d ai = _mm512_set1_pd(a[i]);
             FNN_UNROLL(4)
             for (v = 0; v < nv; v++)
@@ -146,7 +194,7 @@ fnn_f64_tile_6xnv_avx512(const int nv, fnn_int k, const double *FNN_RESTRICT a,
     for (v = 0; v < nv; v++)
         mask[v] = (__mmask8)fnn_lane_mask(n, v, 8);
     FNN_UNROLL(6)
-    for (i = 0; i < F64_MR; i++) {
+    for (i = 0; i < mr; i++) {
         double *ci = c + i * ldc;
         if (i >= m)
             break;
@@ -170,24 +218,50 @@ static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
                                              fnn_int ldc, int m, int n,
                                              int flags, const double *bias)
 {
-    if (n > 24)
-        fnn_f64_tile_6xnv_avx512(4, k, a, b, c, ldc, m, n, flags, bias);
-    else if (n > 16)
-        fnn_f64_tile_6xnv_avx512(3, k, a, b, c, ldc, m, n, flags, bias);
-    else if (n > 8)
-        fnn_f64_tile_6xnv_avx512(2, k, a, b, c, ldc, m, n, flags, bias);
-    else
-        fnn_f64_tile_6xnv_avx512(1, k, a, b, c, ldc, m, n, flags, bias);
+    if (m == F64_MR) {
+        if (n > 24)
+            fnn_f64_tile_avx512(6, 4, k, a, b, c, ldc, m, n, flags, bias);
+        else if (n > 16)
+            fnn_f64_tile_avx512(6, 3, k, a, b, c, ldc, m, n, flags, bias);
+        else if (n > 8)
+            fnn_f64_tile_avx512(6, 2, k, a, b, c, ldc, m, n, flags, bias);
+        else
+            fnn_f64_tile_avx512(6, 1, k, a, b, c, ldc, m, n, flags, bias);
+        return;
+    }
+    switch (m) {
+    case 5:
+        fnn_f64_tile_avx512(5, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 4:
+        fnn_f64_tile_avx512(4, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 3:
+        fnn_f64_tile_avx512(3, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 2:
+        fnn_f64_tile_avx512(2, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    case 1:
+        fnn_f64_tile_avx512(1, 4, k, a, b, c, ldc, m, n, flags, bias);
+        break;
+    default:
+        break;
+    }
 }
 
 const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx512 = {
     "fnn_f32_gemm_ukernel_6x64_avx512", FNN_ISA_AVX512, F32_MR, F32_NR,
-    /* mc, kc, nc */ 32 * F32_MR, 256, 64 * F32_NR,
+    /* mc, kc, nc: A block 192 KiB (L2), B micro-panel 128 KiB streamed
+       from L2, B block 8 MiB (L3); larger kc measured faster on Zen 4,
+       mostly through fewer C updates */
+    16 * F32_MR, 512, 64 * F32_NR,
     fnn_f32_gemm_ukernel_6x64_avx512};
 
 const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512 = {
     "fnn_f64_gemm_ukernel_6x32_avx512", FNN_ISA_AVX512, F64_MR, F64_NR,
-    32 * F64_MR, 256, 64 * F64_NR,
+    /* same B panels in bytes; a 768 KiB A block measured better for f64 */
+    32 * F64_MR, 512, 64 * F64_NR,
     fnn_f64_gemm_ukernel_6x32_avx512};
 
 #endif /* FNN_X86_64 */

@@ -8,7 +8,8 @@
 
 #include "fnn_gemm.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+/* FNN_PORTABLE_ONLY builds what a non-x86 machine gets, to test that path. */
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(FNN_PORTABLE_ONLY)
 #define FNN_X86_64 1
 #endif
 
@@ -47,6 +48,16 @@ extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512;
 #define FNN_UNROLL(n) FNN_PRAGMA(GCC unroll n)
 #else
 #define FNN_UNROLL(n)
+#endif
+
+/* A read prefetch into all cache levels; a no-op where there is none. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_PREFETCH(addr) __builtin_prefetch((addr), 0, 3)
+#elif defined(FNN_X86_64)
+#include <xmmintrin.h>
+#define FNN_PREFETCH(addr) _mm_prefetch((const char *)(addr), _MM_HINT_T0)
+#else
+#define FNN_PREFETCH(addr) ((void)0)
 #endif
 
 /*
