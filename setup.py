@@ -8,6 +8,7 @@ Environment switches (all optional):
 """
 import glob
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -58,9 +59,12 @@ def _compiles(compiler, source, cflags, lflags):
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
             f.write(source)
+        # setuptools leaves LDFLAGS off link_executable; a libomp found through LDFLAGS
+        # (Homebrew, conda on macOS) would otherwise look missing.
+        extra = [] if compiler.compiler_type == "msvc" else shlex.split(os.environ.get("LDFLAGS", ""))
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=lflags)
+            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=lflags + extra)
         except Exception:
             return False
     return True
@@ -87,6 +91,9 @@ class BuildExt(build_ext):
                     # no -march=native and no -ffast-math: wheels must run on any x86-64/arm64
                     # and must not set flush-to-zero for the whole process.
                     ext.extra_compile_args += ["-O3", "-g0", "-fno-math-errno"]
+                # Only the module's init function needs exporting (Python marks it so);
+                # hidden fnn_* symbols are called directly, not through the PLT.
+                ext.extra_compile_args += ["-fvisibility=hidden"]
                 if SANITIZE:
                     ext.extra_compile_args += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"]
                     ext.extra_link_args += [f"-fsanitize={SANITIZE}"]
@@ -116,7 +123,6 @@ setup(
         extensions,
         compiler_directives=directives,
         include_path=["kernels"],
-        compile_time_env={"FNN_DEBUG": DEBUG},
     ),
     cmdclass={"build_ext": BuildExt},
 )

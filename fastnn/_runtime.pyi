@@ -1,0 +1,39 @@
+"""Type stubs for fastnn._runtime: thread counts, the CPU path and the build configuration."""
+from types import ModuleType
+from typing import Final, Literal, TypeAlias, TypedDict
+
+__version__: str
+
+# The compiled extension, or None when it could not be loaded (LOAD_ERROR says why).
+_kernels: ModuleType | None
+LOAD_ERROR: str | None
+
+DEFAULT_SERIAL_THRESHOLD: Final[int]
+serial_threshold: int
+
+_CpuPath: TypeAlias = Literal["portable", "avx2", "avx512"]
+
+class _GemmKernelInfo(TypedDict):
+    name: str
+    mr: int
+    nr: int
+    mc: int
+    kc: int
+    nc: int
+
+class _Config(TypedDict):
+    version: str
+    compiled: bool
+    load_error: str | None
+    openmp: bool
+    cpu_path: _CpuPath | Literal["reference"]
+    cpu_best: _CpuPath | None
+    num_threads: int
+    gemm_kernels: dict[str, _GemmKernelInfo] | None
+
+def set_num_threads(n: int | None) -> None: ...
+def get_num_threads() -> int: ...
+def threads_for(flops: int) -> int: ...
+def cpu_path() -> _CpuPath | Literal["reference"]: ...
+def set_cpu_path(name: _CpuPath) -> _CpuPath: ...
+def show_config(print_out: bool = True) -> _Config: ...
