@@ -1,5 +1,6 @@
 """Loading the compiled kernels, thread counts, the CPU path and fork safety."""
 import os
+import threading
 import warnings
 
 from fastnn._version import __version__
@@ -20,6 +21,12 @@ else:
 
 _requested_threads = None
 _forked_serial = False
+# Threads (by ident) that have led a kernel's OpenMP team. GNU OpenMP keeps one pool of worker
+# threads per team-leading thread; fork() copies that pool's bookkeeping but not its threads,
+# so if the forking thread has led a team, the child's next team waits forever on workers
+# that do not exist (LLVM's and Intel's runtimes reset themselves at fork; GNU's does not).
+_team_leaders = set()
+_dead_pool_in_child = False
 
 # Problems below this many floating-point operations run on one thread: waking a team costs
 # a few microseconds, more than such a problem's arithmetic. Tests lower it to force teams.
@@ -41,6 +48,16 @@ def set_num_threads(n):
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
     _requested_threads = n
+    if _forked_serial and n != 1 and _dead_pool_in_child and _gnu_openmp_loaded():
+        warnings.warn(
+            "fastnn: this process was forked from a thread that had run fastnn's kernels on "
+            "several threads; GNU OpenMP (libgomp) cannot start threads in such a child (it "
+            "would hang), so fastnn stays on 1 thread here. Use multiprocessing's 'spawn' or "
+            "'forkserver' start method to get threads in worker processes.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
     _forked_serial = False
 
 
@@ -49,7 +66,9 @@ def get_num_threads():
 
     The value given to `set_num_threads` if any, else OpenMP's current maximum, read at each
     call (so OMP_NUM_THREADS and threadpoolctl's limits apply). 1 in a forked child until
-    `set_num_threads` is called there: GNU OpenMP's thread pool does not survive fork().
+    `set_num_threads` is called there: GNU OpenMP's thread pool does not survive fork(). In a
+    child forked from a thread that ran a multi-threaded kernel, with GNU OpenMP, it stays 1
+    (`set_num_threads` warns): a new team there would never start.
     """
     if _forked_serial:
         return 1
@@ -64,12 +83,33 @@ def threads_for(flops):
     """Threads to use for a problem of this many FLOPs."""
     if flops < serial_threshold:
         return 1
-    return get_num_threads()
+    n = get_num_threads()
+    if n > 1:
+        _team_leaders.add(threading.get_ident())
+    return n
+
+
+def _gnu_openmp_loaded():
+    """True when GNU OpenMP is mapped into this process (or when that cannot be read)."""
+    if _kernels is None or not _kernels.openmp_enabled():
+        return False
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in os.path.basename(line.split()[-1]) for line in maps if "/" in line)
+    except OSError:
+        return True
+
+
+if _kernels is not None:
+    _kernels._threads_for = threads_for
 
 
 def _after_fork_in_child():
-    global _forked_serial
+    global _forked_serial, _dead_pool_in_child, _team_leaders
     _forked_serial = True
+    # Only the forking thread survives, under the same ident; the other leaders are gone.
+    _dead_pool_in_child = _dead_pool_in_child or threading.get_ident() in _team_leaders
+    _team_leaders = set()
 
 
 if hasattr(os, "register_at_fork"):
