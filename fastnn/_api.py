@@ -281,6 +281,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     ValueError
         Wrong ndim or shapes, an unknown nonlinearity, a bad `out`.
     """
+    if _kernels is not None:
+        hs = _kernels.rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out)
+        if hs is not None:
+            return hs
     relu = v.nonlinearity_is_relu(nonlinearity)
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
     h0 = extra["h0"]
@@ -338,6 +342,10 @@ def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     TypeError, ValueError
         As `rnn_forward`.
     """
+    if _kernels is not None and h is not None and type(x) is np.ndarray and x.ndim == 2:
+        hs = _kernels.rnn_forward_fast(x[None], h, w_ih, w_hh, b_ih, b_hh, nonlinearity, None)
+        if hs is not None:
+            return hs[0]
     relu = v.nonlinearity_is_relu(nonlinearity)
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 2, w_ih, w_hh, b_ih, b_hh, h=(h, 2))
     h = extra["h"]
