@@ -114,6 +114,9 @@ extensions = [
         "fastnn._kernels",
         sources=["kernels/_kernels.pyx"] + sorted(glob.glob("kernels/c/*.c")),
         include_dirs=[np.get_include(), "kernels", "kernels/c"],
+        # Headers too, so editing one alone rebuilds (setuptools tracks only sources).
+        depends=sorted(glob.glob("kernels/c/*.h") + glob.glob("kernels/*.h") + glob.glob("kernels/*.pxi")
+                       + glob.glob("kernels/*.pxd")),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

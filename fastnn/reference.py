@@ -52,6 +52,11 @@ __all__ = [
 # helpers
 # ---------------------------------------------------------------------------
 
+# Inf and NaN inputs are part of the contract (they must reach exactly the outputs that see
+# them); NumPy's warnings about them would only be noise.
+_ieee = np.errstate(invalid="ignore", over="ignore", divide="ignore")
+
+
 def _float_dtype(*arrays):
     """The dtype to compute in: float32 or float64 inputs keep their dtype
     (mixed gives float64); integer inputs are computed in float64."""
@@ -152,6 +157,7 @@ def _weight_taps(weight, groups):
 # conv2d
 # ---------------------------------------------------------------------------
 
+@_ieee
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
@@ -214,6 +220,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     return _store(y, out)
 
 
+@_ieee
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
                     needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
@@ -317,6 +324,7 @@ def _through_activation(grad_h_next, h_next, nonlinearity):
     raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
 
 
+@_ieee
 def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """One step of an Elman RNN, as ``torch.nn.RNNCell``.
 
@@ -351,6 +359,7 @@ def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     return _activation(pre, nonlinearity)
 
 
+@_ieee
 def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"):
     """Gradients of one :func:`rnn_step`.
 
@@ -391,6 +400,7 @@ def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"
     return grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b
 
 
+@_ieee
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
     """An Elman RNN over a whole sequence, as a one-layer ``torch.nn.RNN``.
 
@@ -426,6 +436,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     return _store(hs, out)
 
 
+@_ieee
 def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
     """Back-propagation through time for :func:`rnn_forward`.
 

@@ -102,6 +102,19 @@ cdef void gemm_block_column(const Tiling *t, fnn_int m, fnn_int n, fnn_int k,
                   kblock_flags(flags, pc, kc, k), block_bias(bias, flags, ic, jc))
 
 
+# Multiply-adds below which a GEMM inside a larger kernel runs on one thread.
+cdef double serial_gemm_fmas = 5.0e5
+
+
+def set_serial_gemm_fmas(double fmas):
+    """Set the size below which inner GEMMs run serially; returns the old value (for tests
+    that must see teams on small problems)."""
+    global serial_gemm_fmas
+    old = serial_gemm_fmas
+    serial_gemm_fmas = fmas
+    return old
+
+
 cdef fnn_int gemm_scratch_elems(const Tiling *t) noexcept nogil:
     return round_up(t.nc, t.nr) * t.kc + round_up(t.mc, t.mr) * t.kc
 
@@ -133,6 +146,10 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
         ic_parts = min(n_ic, ceil_div(nthreads, n_jc))
     items = n_jc * ic_parts
     team = <int>min(<fnn_int>nthreads, items)
+    # Waking a team costs microseconds: a product of a few microseconds runs on one thread
+    # (results do not depend on the team, so this changes speed only).
+    if <double>m * n * k < serial_gemm_fmas:
+        team = 1
     if team <= 1:
         buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, elems * sizeof(floating))
         if buf == NULL:

@@ -55,8 +55,11 @@ def compiled_only(monkeypatch):
 
 @pytest.fixture
 def parallel_everything(monkeypatch):
-    """Lower the serial threshold to 0 so even tiny problems run on a team of threads."""
+    """Lower the serial thresholds to 0 so even tiny problems run on a team of threads."""
     monkeypatch.setattr(_runtime, "serial_threshold", 0)
+    old = KERNELS.set_serial_gemm_fmas(0)
+    yield
+    KERNELS.set_serial_gemm_fmas(old)
 
 
 def float_tolerance(dtype, terms, magnitude):

@@ -21,23 +21,41 @@ typedef struct {
     fnn_int h_out, w_out; /* output plane */
     fnn_int kh, kw;       /* kernel */
     fnn_int sh, sw;       /* stride */
-    fnn_int pt, pl;       /* padding before (top, left); after is implied by h_out, w_out */
+    fnn_int pt, pl;       /* padding before (top, left); may be negative (a crop); after is
+                             implied by h_out, w_out */
     fnn_int dh, dw;       /* dilation */
 } fnn_plane_geom;
 
-/* y = sum over taps (a, b) of wt[a*kw + b] * x[oh*sh - pt + a*dh, ow*sw - pl + b*dw], + bias. */
-void fnn_plane_forward_f32(const fnn_plane_geom *g, const float *x, const float *wt, float bias, float *y);
-void fnn_plane_forward_f64(const fnn_plane_geom *g, const double *x, const double *wt, double bias, double *y);
+/*
+ * y = sum over channels c < nc and taps (a, b) of wt[c*kh*kw + a*kw + b] *
+ * x[c*xs + oh*sh - pt + a*dh, ow*sw - pl + b*dw], then + *bias (when bias is not NULL).
+ * Each y element sums from zero, channel by channel, taps in (a, b) order; y is written,
+ * not added to. nc = 1 is a forward plane; the input gradient of a stride-1 convolution is
+ * this with the kernel flipped (see fnn_flip_geom in the driver) over a group's dy planes.
+ */
+void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
+                        const float *wt, const float *bias, float *y);
+void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
+                        const double *wt, const double *bias, double *y);
 
-/* dx += the transposed convolution of dy with wt (dx is not cleared). */
+/* dx += the transposed convolution of dy with wt (dx is not cleared): any stride. */
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx);
 void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const double *wt, double *dx);
 
-/* dwt[tap] += sum over the plane of dy * x at that tap. lanes: scratch of kh*kw*w_out
- * elements, whose use makes the sums' order fixed: per tap and output column down the rows,
- * then across the columns in order. */
-void fnn_plane_grad_weight_f32(const fnn_plane_geom *g, const float *dy, const float *x, float *dwt, float *lanes);
-void fnn_plane_grad_weight_f64(const fnn_plane_geom *g, const double *dy, const double *x, double *dwt, double *lanes);
+/* lanes[tap*w_out + ow] += sum over output rows oh, in order, of dy[oh, ow] * x at that tap
+ * (lanes: kh*kw*w_out elements, not cleared). A caller sums the lanes across ow in order at
+ * the end: a fixed order for every element, however the planes are shared among threads. */
+void fnn_plane_grad_weight_lanes_f32(const fnn_plane_geom *g, const float *dy, const float *x, float *lanes);
+void fnn_plane_grad_weight_lanes_f64(const fnn_plane_geom *g, const double *dy, const double *x, double *lanes);
+
+/* The same convolution over the part of its input plane that it reads, zero-padded: no
+ * padding, every tap of every output inside ((h_out-1)*sh + (kh-1)*dh + 1 rows, likewise
+ * columns). The kernels above then run on whole vector chunks only. */
+fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g);
+/* That padded plane of x, into xp. Padding becomes a multiplied zero there, so callers pad
+ * only when the other operand is all finite. */
+void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp);
+void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp);
 
 #ifdef __cplusplus
 }
