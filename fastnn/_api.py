@@ -142,6 +142,11 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     TypeError, ValueError
         As `conv2d`; ValueError also when grad_output's shape is not conv2d's output shape.
     """
+    if _kernels is not None:
+        grads = _kernels.conv2d_backward_fast(grad_output, x, weight, stride, padding, dilation, groups,
+                                              needs_input_grad, needs_weight_grad, needs_bias_grad)
+        if grads is not None:
+            return grads
     grad_output = v.as_float_array("grad_output", grad_output, 4)
     x = v.as_float_array("x", x, 4)
     weight = v.as_float_array("weight", weight, 4)
@@ -174,7 +179,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
                 dy, x, weight, spec.stride, _padding_arg(spec), spec.dilation, spec.groups,
                 needs_input_grad=False, needs_weight_grad=True, needs_bias_grad=False)[1]
     if needs_bias_grad:
-        grad_bias = dy.sum(axis=(0, 2, 3), dtype=dtype)
+        if use_reference:
+            grad_bias = dy.sum(axis=(0, 2, 3), dtype=dtype)
+        else:
+            grad_bias = _kernels.conv2d_grad_bias(dy, np.empty(dy.shape[1], dtype), threads)
     return grad_input, grad_weight, grad_bias
 
 

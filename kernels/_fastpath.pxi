@@ -46,47 +46,57 @@ cdef inline bint disjoint(cnp.ndarray a, object b):
     return <char *>a.data + cnp.PyArray_NBYTES(a) <= lo or <char *>a.data >= hi
 
 
-def conv2d_fast(x, weight, bias, stride, padding, dilation, groups, out):
-    """fastnn.conv2d for plain arguments, or None to send the call down the full path."""
-    cdef ConvGeom g
+cdef bint plain_conv(object x, object weight, object stride, object padding, object dilation,
+                     object groups, int type_num, ConvGeom *g):
+    """Whether a convolution's arguments are plain (and valid); fills g when they are."""
     cdef fnn_int span_h, span_w
-    cdef int type_num
-    cdef cnp.npy_intp shape[4]
-    cdef cnp.ndarray xa, wa, y
-    if type(x) is not cnp.ndarray:
-        return None
-    type_num = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if type_num != cnp.NPY_FLOAT32 and type_num != cnp.NPY_FLOAT64:
-        return None
+    cdef cnp.ndarray xa, wa
     if not (plain_array(x, 4, type_num) and plain_array(weight, 4, type_num)):
-        return None
-    if bias is not None and not (plain_array(bias, 1, type_num)
-                                 and (<cnp.ndarray>bias).shape[0] == (<cnp.ndarray>weight).shape[0]):
-        return None
+        return False
     if type(groups) is not int or not (1 <= groups <= (1 << 30)):
-        return None
+        return False
     if not (small_int_pair(stride, 1, &g.sh, &g.sw) and small_int_pair(padding, 0, &g.pt, &g.pl)
             and small_int_pair(dilation, 1, &g.dh, &g.dw)):
-        return None
+        return False
     xa = <cnp.ndarray>x
     wa = <cnp.ndarray>weight
     g.n, g.c_in, g.h, g.w = xa.shape[0], xa.shape[1], xa.shape[2], xa.shape[3]
     g.c_out, g.kh, g.kw = wa.shape[0], wa.shape[2], wa.shape[3]
     g.groups = groups
     if g.c_in % g.groups or g.c_out % g.groups or wa.shape[1] != g.c_in // g.groups:
-        return None
+        return False
     g.cin_g = g.c_in // g.groups
     g.cout_g = g.c_out // g.groups
     span_h = g.dh * (g.kh - 1) + 1
     span_w = g.dw * (g.kw - 1) + 1
     if g.kh < 1 or g.kw < 1 or g.h + 2 * g.pt < span_h or g.w + 2 * g.pl < span_w:
-        return None
+        return False
     g.h_out = (g.h + 2 * g.pt - span_h) // g.sh + 1
     g.w_out = (g.w + 2 * g.pl - span_w) // g.sw + 1
     g.kg = g.cin_g * g.kh * g.kw
     g.p = g.h_out * g.w_out
     # Empty results, zero-length reductions and huge outputs are the full path's business.
-    if g.n < 1 or g.c_out < 1 or g.kg < 1 or g.n > _SIZE_LIMIT // (g.c_out * g.p):
+    return g.n >= 1 and g.c_out >= 1 and g.kg >= 1 and g.n <= _SIZE_LIMIT // (g.c_out * g.p)
+
+
+cdef inline int float_type(object x):
+    """x's dtype number when it is an ndarray of float32 or float64, else -1."""
+    cdef int type_num
+    if type(x) is not cnp.ndarray:
+        return -1
+    type_num = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    return type_num if type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64 else -1
+
+
+def conv2d_fast(x, weight, bias, stride, padding, dilation, groups, out):
+    """fastnn.conv2d for plain arguments, or None to send the call down the full path."""
+    cdef ConvGeom g
+    cdef int type_num = float_type(x)
+    cdef cnp.npy_intp shape[4]
+    cdef cnp.ndarray y
+    if type_num < 0 or not plain_conv(x, weight, stride, padding, dilation, groups, type_num, &g):
+        return None
+    if bias is not None and not (plain_array(bias, 1, type_num) and (<cnp.ndarray>bias).shape[0] == g.c_out):
         return None
     shape[0] = g.n
     shape[1] = g.c_out
@@ -103,9 +113,42 @@ def conv2d_fast(x, weight, bias, stride, padding, dilation, groups, out):
             return None
         if not (disjoint(y, x) and disjoint(y, weight) and disjoint(y, bias)):
             return None
-    if run_forward(&g, xa, wa, bias, y, _threads_for(2 * g.n * g.c_out * g.p * g.kg)) == 0:
+    if run_forward(&g, <cnp.ndarray>x, <cnp.ndarray>weight, bias, y,
+                   _threads_for(2 * g.n * g.c_out * g.p * g.kg)) == 0:
         return None
     return y
+
+
+def conv2d_backward_fast(grad_output, x, weight, stride, padding, dilation, groups,
+                         bint needs_input_grad, bint needs_weight_grad, bint needs_bias_grad):
+    """fastnn.conv2d_backward for plain arguments, or None to send the call down the full path."""
+    cdef ConvGeom g
+    cdef int type_num = float_type(x)
+    cdef int nthreads
+    cdef cnp.ndarray dy
+    cdef object grad_input = None, grad_weight = None, grad_bias = None
+    cdef cnp.npy_intp dims[1]
+    if type_num < 0 or not plain_conv(x, weight, stride, padding, dilation, groups, type_num, &g):
+        return None
+    if not plain_array(grad_output, 4, type_num):
+        return None
+    dy = <cnp.ndarray>grad_output
+    if dy.shape[0] != g.n or dy.shape[1] != g.c_out or dy.shape[2] != g.h_out or dy.shape[3] != g.w_out:
+        return None
+    nthreads = _threads_for(4 * g.n * g.c_out * g.p * g.kg)
+    if needs_weight_grad:  # first: it may decline (Inf/NaN meeting padding), sending all down the full path
+        grad_weight = cnp.PyArray_EMPTY(4, (<cnp.ndarray>weight).shape, type_num, 0)
+        if not conv2d_grad_weight(dy, <cnp.ndarray>x, grad_weight, (g.sh, g.sw), (g.pt, g.pl),
+                                  (g.dh, g.dw), g.groups, nthreads):
+            return None
+    if needs_input_grad:
+        grad_input = cnp.PyArray_EMPTY(4, (<cnp.ndarray>x).shape, type_num, 0)
+        conv2d_grad_input(dy, <cnp.ndarray>weight, grad_input, (g.sh, g.sw), (g.pt, g.pl),
+                          (g.dh, g.dw), g.groups, nthreads)
+    if needs_bias_grad:
+        dims[0] = g.c_out
+        grad_bias = conv2d_grad_bias(dy, cnp.PyArray_EMPTY(1, dims, type_num, 0), nthreads)
+    return grad_input, grad_weight, grad_bias
 
 
 cdef inline int activation_code(object nonlinearity):

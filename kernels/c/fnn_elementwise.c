@@ -111,3 +111,52 @@ int fnn_all_finite_f64(const double *v, fnn_int n)
 {
     FNN_DISPATCH_RETURN(all_finite_f64, (v, n))
 }
+
+static FNN_FORCE_INLINE double sum_f32(const float *FNN_RESTRICT v, fnn_int n)
+{
+    double lanes[16] = {0}, total = 0;
+    fnn_int i = 0;
+    int l;
+    for (; i + 16 <= n; i += 16)
+        for (l = 0; l < 16; l++)
+            lanes[l] += (double)v[i + l];
+    for (; i < n; i++)
+        lanes[i % 16] += (double)v[i];
+    for (l = 0; l < 16; l++)
+        total += lanes[l];
+    return total;
+}
+
+static FNN_FORCE_INLINE double sum_f64(const double *FNN_RESTRICT v, fnn_int n)
+{
+    double lanes[16] = {0}, total = 0;
+    fnn_int i = 0;
+    int l;
+    for (; i + 16 <= n; i += 16)
+        for (l = 0; l < 16; l++)
+            lanes[l] += v[i + l];
+    for (; i < n; i++)
+        lanes[i % 16] += v[i];
+    for (l = 0; l < 16; l++)
+        total += lanes[l];
+    return total;
+}
+
+static double sum_f32_portable(const float *v, fnn_int n) { return sum_f32(v, n); }
+static double sum_f64_portable(const double *v, fnn_int n) { return sum_f64(v, n); }
+#ifdef FNN_X86_64
+static FNN_TARGET_AVX2 double sum_f32_avx2(const float *v, fnn_int n) { return sum_f32(v, n); }
+static FNN_TARGET_AVX2 double sum_f64_avx2(const double *v, fnn_int n) { return sum_f64(v, n); }
+static FNN_TARGET_AVX512 double sum_f32_avx512(const float *v, fnn_int n) { return sum_f32(v, n); }
+static FNN_TARGET_AVX512 double sum_f64_avx512(const double *v, fnn_int n) { return sum_f64(v, n); }
+#endif
+
+double fnn_sum_f32(const float *v, fnn_int n)
+{
+    FNN_DISPATCH_RETURN(sum_f32, (v, n))
+}
+
+double fnn_sum_f64(const double *v, fnn_int n)
+{
+    FNN_DISPATCH_RETURN(sum_f64, (v, n))
+}

@@ -17,6 +17,11 @@ void fnn_tanh_f64(double *v, fnn_int n);
 int fnn_all_finite_f32(const float *v, fnn_int n);
 int fnn_all_finite_f64(const double *v, fnn_int n);
 
+/* The sum of v[0:n], accumulated in double in sixteen interleaved lanes (a fixed order, so
+ * the same inputs always give the same bits), then the lanes in order. */
+double fnn_sum_f32(const float *v, fnn_int n);
+double fnn_sum_f64(const double *v, fnn_int n);
+
 #ifdef __cplusplus
 }
 #endif
