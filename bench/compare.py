@@ -430,6 +430,13 @@ def _calls_per_round(seconds, target, min_calls):
     return int(min(1000, max(min_calls, math.ceil(target / max(seconds, 1e-7)))))
 
 
+# Pause before each implementation's turn. fastnn, PyTorch (its own bundled libgomp) and
+# OpenBLAS each keep worker threads that spin for a while after a parallel call; on a 2-core
+# machine the previous library's spinning workers would steal the cores from the next one's
+# team. After this pause they are all asleep, so each library is timed as if it were alone.
+SETTLE_SECONDS = 0.1
+
+
 def time_alternating(impls, rounds, target=0.05, min_calls=3):
     """{impl: [best seconds of each round]}, the implementations alternating round by round."""
     order = [k for k in IMPLS if k in impls]
@@ -442,6 +449,8 @@ def time_alternating(impls, rounds, target=0.05, min_calls=3):
     try:
         for _ in range(rounds):
             for k in order:
+                if len(order) > 1:
+                    time.sleep(SETTLE_SECONDS)
                 times[k].append(_best_of(impls[k], calls[k]))
     finally:
         if gc_was:
