@@ -3,6 +3,10 @@
 #
 # Per group g and image n the forward is Y[n, g] (C_out/g x P) = W[g] (C_out/g x K) * cols (K x P),
 # with K = C_in/g * kH * kW indexed (ci, a, b) and P = H_out * W_out indexed (oh, ow).
+# grad_weight is dW[g]^T = sum_n cols * dY[n, g]^T (cols as A: contiguous rows interleaved;
+# the transpose falls on dY); a stride-1 grad_input is a forward conv of dY with the flipped
+# kernel; other strides scatter cols = W^T dY back (col2im). The gathers and the scatter are
+# C (kernels/c/fnn_im2col.c), compiled per instruction set so the copies vectorise.
 
 cdef struct ConvGeom:
     fnn_int n, c_in, h, w, c_out, kh, kw
@@ -29,155 +33,45 @@ cdef ConvGeom make_geom(const cnp.npy_intp *xs, const cnp.npy_intp *ws, tuple st
     return g
 
 
-cdef struct RowRun:
-    # Consecutive output pixels in one output row: the im2col entries of one kernel tap over
-    # them come from one input row, at input columns iw, iw + sw, ... (clipped to the image).
-    fnn_int j        # first pixel, counted from the block's first
-    fnn_int length
-    fnn_int ih       # oh * sh - pad_top: input row before the tap's dilation offset
-    fnn_int iw       # first pixel's ow * sw - pad_left
+# Runs of consecutive output pixels within one output row (fnn_row_run in fnn_im2col.h):
+# the im2col entries of one kernel tap over them come from one input row.
+ctypedef fnn_row_run RowRun
 
 
 cdef inline fnn_int max_row_runs(fnn_int count) noexcept nogil:
-    return 2 * count + 2
+    return FNN_IM2COL_MAX_RUNS(count)
 
 
-cdef fnn_int row_runs(const ConvGeom *g, fnn_int p0, fnn_int count, fnn_int split,
-                      RowRun *runs) noexcept nogil:
-    """Cut output pixels p0 .. p0+count-1 into runs within one output row and, when split > 0,
-    within one split-wide panel. Returns the number of runs."""
-    cdef fnn_int n = 0, j = 0, p, oh, ow, length
-    while j < count:
-        p = p0 + j
-        oh = p // g.w_out
-        ow = p - oh * g.w_out
-        length = min(g.w_out - ow, count - j)
-        if split > 0:
-            length = min(length, split - j % split)
-        runs[n].j = j
-        runs[n].length = length
-        runs[n].ih = oh * g.sh - g.pt
-        runs[n].iw = ow * g.sw - g.pl
-        n += 1
-        j += length
-    return n
+cdef inline fnn_plane_geom im2col_geom(const ConvGeom *g) noexcept nogil:
+    """The one-channel-plane geometry the C im2col routines take (channels are h*w apart)."""
+    cdef fnn_plane_geom pg
+    pg.h, pg.w, pg.h_out, pg.w_out = g.h, g.w, g.h_out, g.w_out
+    pg.kh, pg.kw, pg.sh, pg.sw = g.kh, g.kw, g.sh, g.sw
+    pg.pt, pg.pl, pg.dh, pg.dw = g.pt, g.pl, g.dh, g.dw
+    return pg
 
 
-cdef inline void valid_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int length,
-                            fnn_int *t_lo, fnn_int *t_hi) noexcept nogil:
-    """Steps t in [t_lo, t_hi) have 0 <= iw0 + t*sw < w; the rest of [0, length) is padding."""
-    cdef fnn_int lo = 0, hi = 0
-    if sw == 1:  # the common case, without divisions
-        lo = max(<fnn_int>0, -iw0)
-        hi = max(<fnn_int>0, w - iw0)
-    else:
-        if iw0 < 0:
-            lo = (-iw0 + sw - 1) // sw
-        if iw0 <= w - 1:
-            hi = (w - 1 - iw0) // sw + 1
-    lo = min(lo, length)
-    hi = max(lo, min(hi, length))
-    t_lo[0] = lo
-    t_hi[0] = hi
+cdef inline bint is_pointwise(const ConvGeom *g) noexcept nogil:
+    """A 1x1, stride-1, unpadded conv: cols[k, p] = X[k, p], (C_in/g x P) row-major, so the
+    GEMM core packs the image itself and no im2col is needed."""
+    return (g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pt == 0 and g.pl == 0
+            and g.h_out == g.h and g.w_out == g.w)
 
 
-cdef inline void gather_run(const floating *row, fnn_int w, fnn_int iw0, fnn_int sw, fnn_int length,
-                            floating *d, fnn_int dstride) noexcept nogil:
-    """d[t * dstride] = row[iw0 + t * sw], 0 where that is outside the row (padding)."""
-    cdef fnn_int t, lo, hi
-    valid_span(iw0, sw, w, length, &lo, &hi)
-    for t in range(lo):
-        d[t * dstride] = 0
-    if dstride == 1 and sw == 1:
-        # libc's memcpy is vectorised for the CPU at hand, which this baseline build is not.
-        memcpy(d + lo, row + iw0 + lo, (hi - lo) * sizeof(floating))
-    else:
-        for t in range(lo, hi):
-            d[t * dstride] = row[iw0 + t * sw]
-    for t in range(hi, length):
-        d[t * dstride] = 0
-
-
-cdef inline void zero_run(floating *d, fnn_int dstride, fnn_int length) noexcept nogil:
-    cdef fnn_int t
-    for t in range(length):
-        d[t * dstride] = 0
-
-
-cdef void pack_b_im2col(const ConvGeom *g, const floating *xg, fnn_int k0, fnn_int kcb,
-                        fnn_int p0, fnn_int ncols, int nr, RowRun *runs,
-                        floating *dst) noexcept nogil:
+cdef inline void pack_b_im2col(const Tiling *t, const ConvGeom *g, const fnn_plane_geom *pg,
+                               const floating *xg, fnn_int k0, fnn_int kcb, fnn_int p0,
+                               fnn_int ncols, RowRun *runs, floating *dst) noexcept nogil:
     """Pack cols[k0:k0+kcb, p0:p0+ncols] of one image group (xg: its first channel) into
     NR-wide k-major panels, zero-filled past ncols."""
-    cdef fnn_int panel, jn, kk, jj, ci, a, b, r, ih, s, first, last
-    cdef fnn_int taps = g.kh * g.kw
-    cdef fnn_int n_runs = row_runs(g, p0, ncols, nr, runs)
-    cdef floating *d
-    cdef floating *dk
-    cdef const floating *xc
-    first = 0
-    for panel in range(ceil_div(ncols, nr)):
-        jn = min(<fnn_int>nr, ncols - panel * nr)
-        last = first
-        while last < n_runs and runs[last].j < panel * nr + jn:
-            last += 1
-        d = dst + panel * kcb * nr
-        ci = k0 // taps
-        r = k0 - ci * taps
-        a = r // g.kw
-        b = r - a * g.kw
-        for kk in range(kcb):
-            xc = xg + ci * g.h * g.w
-            dk = d + kk * nr - panel * nr
-            for s in range(first, last):
-                ih = runs[s].ih + a * g.dh
-                if <size_t>ih < <size_t>g.h:
-                    gather_run(xc + ih * g.w, g.w, runs[s].iw + b * g.dw, g.sw, runs[s].length,
-                               dk + runs[s].j, 1)
-                else:
-                    zero_run(dk + runs[s].j, 1, runs[s].length)
-            for jj in range(jn, nr):
-                d[kk * nr + jj] = 0
-            b += 1
-            if b == g.kw:
-                b = 0
-                a += 1
-                if a == g.kh:
-                    a = 0
-                    ci += 1
-        first = last
-
-
-cdef void pack_b_im2col_t(const ConvGeom *g, const floating *xg, fnn_int p0, fnn_int kcb,
-                          fnn_int k0, fnn_int ncols, int nr, RowRun *runs,
-                          floating *dst) noexcept nogil:
-    """Pack the transpose, cols^T[p0:p0+kcb, k0:k0+ncols] (pixels are the reduction), into
-    NR-wide panels of kernel columns, zero-filled past ncols."""
-    cdef fnn_int panel, jn, jj, k, ci, a, b, r, ih, s
-    cdef fnn_int taps = g.kh * g.kw
-    cdef fnn_int n_runs = row_runs(g, p0, kcb, 0, runs)
-    cdef floating *d
-    cdef const floating *xc
-    for panel in range(ceil_div(ncols, nr)):
-        jn = min(<fnn_int>nr, ncols - panel * nr)
-        d = dst + panel * kcb * nr
-        for jj in range(nr):
-            if jj < jn:
-                k = k0 + panel * nr + jj
-                ci = k // taps
-                r = k - ci * taps
-                a = r // g.kw
-                b = r - a * g.kw
-                xc = xg + ci * g.h * g.w
-                for s in range(n_runs):
-                    ih = runs[s].ih + a * g.dh
-                    if <size_t>ih < <size_t>g.h:
-                        gather_run(xc + ih * g.w, g.w, runs[s].iw + b * g.dw, g.sw, runs[s].length,
-                                   d + runs[s].j * nr + jj, nr)
-                    else:
-                        zero_run(d + runs[s].j * nr + jj, nr, runs[s].length)
-            else:
-                zero_run(d + jj, nr, kcb)
+    cdef fnn_int n_runs
+    if is_pointwise(g):
+        pack_b(t, kcb, ncols, xg + k0 * g.p + p0, g.p, 1, dst)
+        return
+    n_runs = fnn_im2col_row_runs(pg, p0, ncols, t.nr, runs)
+    if floating is float:
+        fnn_im2col_pack_b_f32(pg, xg, k0, kcb, ncols, t.nr, runs, n_runs, dst)
+    else:
+        fnn_im2col_pack_b_f64(pg, xg, k0, kcb, ncols, t.nr, runs, n_runs, dst)
 
 
 cdef inline fnn_int elems_for_runs(fnn_int count, size_t elem_size) noexcept nogil:
@@ -206,6 +100,7 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef int *failed_p = &failed
     cdef int team, flags
     cdef fnn_int own_elems
+    cdef fnn_plane_geom pg = im2col_geom(g)
     # Pack every group's weights once, in KC blocks, for the whole team to share.
     apack = <floating *>fnn_thread_scratch(FNN_SCRATCH_SHARED, g.groups * mpad * g.kg * sizeof(floating))
     if apack == NULL:
@@ -237,8 +132,8 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
                 for pc_blk in range(ceil_div(g.kg, t.kc)):
                     pc = pc_blk * t.kc
                     kcb = min(t.kc, g.kg - pc)
-                    pack_b_im2col(g, x + (img * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
-                                  jc, ncols, t.nr, runs, buf)
+                    pack_b_im2col(&t, g, &pg, x + (img * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
+                                  jc, ncols, runs, buf)
                     flags = kblock_flags(FNN_BIAS_ROW if bias != NULL else 0, pc, kcb, g.kg)
                     for ic_blk in range(ceil_div(g.cout_g, t.mc)):
                         ic = ic_blk * t.mc
@@ -251,29 +146,15 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
 
 # ---- grad_input: cols = W^T dY, scattered back (col2im) ---------------------------------
 
-cdef void col2im_add(const ConvGeom *g, const floating *cols, fnn_int ldc, fnn_int k0, fnn_int rows,
-                     fnn_int p0, fnn_int ncols, RowRun *runs, floating *dxg) noexcept nogil:
+cdef inline void col2im_add(const fnn_plane_geom *pg, const floating *cols, fnn_int ldc, fnn_int k0,
+                            fnn_int rows, fnn_int p0, fnn_int ncols, RowRun *runs,
+                            floating *dxg) noexcept nogil:
     """dX[ci, ih, iw] += cols[k, p] for kernel rows k0.. and pixels p0.. that land inside the image."""
-    cdef fnn_int kk, k, ci, a, b, r, ih, s, t, lo, hi, iw0
-    cdef fnn_int taps = g.kh * g.kw
-    cdef fnn_int n_runs = row_runs(g, p0, ncols, 0, runs)
-    cdef floating *dxrow
-    cdef const floating *src
-    for kk in range(rows):
-        k = k0 + kk
-        ci = k // taps
-        r = k - ci * taps
-        a = r // g.kw
-        b = r - a * g.kw
-        for s in range(n_runs):
-            ih = runs[s].ih + a * g.dh
-            if <size_t>ih < <size_t>g.h:
-                dxrow = dxg + (ci * g.h + ih) * g.w
-                src = cols + kk * ldc + runs[s].j
-                iw0 = runs[s].iw + b * g.dw
-                valid_span(iw0, g.sw, g.w, runs[s].length, &lo, &hi)
-                for t in range(lo, hi):
-                    dxrow[iw0 + t * g.sw] += src[t]
+    cdef fnn_int n_runs = fnn_im2col_row_runs(pg, p0, ncols, 0, runs)
+    if floating is float:
+        fnn_col2im_add_f32(pg, cols, ldc, k0, rows, runs, n_runs, dxg)
+    else:
+        fnn_col2im_add_f64(pg, cols, ldc, k0, rows, runs, n_runs, dxg)
 
 
 cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const floating *w,
@@ -293,6 +174,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef int *failed_p = &failed
     cdef int team
     cdef fnn_int own_elems
+    cdef fnn_plane_geom pg = im2col_geom(g)
     # Items own whole input channels of one image (their rows of dX), so scatters never
     # collide. The channel chunking depends on the shape only: each dX element then sums its
     # terms in the same order for any thread count.
@@ -352,34 +234,126 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                                 mcb = min(t.mc, k1 - k0 - ic)
                                 macro(&t, mcb, ncols, kcb, abase + pc * rows_pad + ic * kcb, bpack,
                                       cols + ic * nb, nb, FNN_ACCUMULATE if pc > 0 else 0, NULL)
-                        col2im_add(g, cols, nb, k0, k1 - k0, jc, ncols, runs,
+                        col2im_add(&pg, cols, nb, k0, k1 - k0, jc, ncols, runs,
                                    dx + (img * g.c_in + grp * g.cin_g) * g.h * g.w)
     return -1 if failed else 0
 
 
-# ---- grad_weight: dW[g] = sum over images of dY[n, g] cols^T --------------------------------
+cdef inline ConvGeom transposed_geom(const ConvGeom *g) noexcept nogil:
+    """For stride 1: dX is the forward convolution of dY with the kernel flipped and its
+    channel axes swapped, W'[g][ci, co, a, b] = W[g][co, ci, kh-1-a, kw-1-b], padded by
+    (k-1)*d - pad (negative: a crop), same dilation."""
+    cdef ConvGeom t = g[0]
+    t.c_in, t.h, t.w = g.c_out, g.h_out, g.w_out
+    t.c_out, t.h_out, t.w_out = g.c_in, g.h, g.w
+    t.pt = (g.kh - 1) * g.dh - g.pt
+    t.pl = (g.kw - 1) * g.dw - g.pl
+    t.cin_g, t.cout_g = g.cout_g, g.cin_g
+    t.kg = t.cin_g * g.kh * g.kw
+    t.p = g.h * g.w
+    return t
+
+
+cdef int grad_input_as_forward(const ConvGeom *g, const ConvGeom *gt, const floating *dy,
+                               const floating *w, floating *dx, int nthreads) noexcept nogil:
+    """Stride-1 grad_input as a forward convolution (see transposed_geom): the forward's
+    packed GEMM runs at its full rate with no col2im scatter. W' is built in this thread's
+    own scratch, which conv2d_forward_impl reads only while packing A, before its parallel
+    region asks that slot for its own buffers."""
+    cdef fnn_int taps = g.kh * g.kw
+    cdef fnn_int gi, co, ci, a, b
+    cdef const floating *src
+    cdef floating *dst
+    cdef floating *wt = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.c_out * g.kg * sizeof(floating))
+    if wt == NULL:
+        return -1
+    for gi in range(g.groups):
+        for co in range(g.cout_g):
+            for ci in range(g.cin_g):
+                src = w + ((gi * g.cout_g + co) * g.cin_g + ci) * taps
+                dst = wt + ((gi * g.cin_g + ci) * g.cout_g + co) * taps + taps - 1
+                for a in range(g.kh):
+                    for b in range(g.kw):
+                        dst[-(a * g.kw + b)] = src[a * g.kw + b]
+    return conv2d_forward_impl(gt, dy, wt, NULL, dx, nthreads)
+
+
+# ---- grad_weight: dW[g]^T = sum over images of cols dY[n, g]^T -----------------------------
+
+cdef void pack_a_im2col(const Tiling *t, const ConvGeom *g, const fnn_plane_geom *pg,
+                        const floating *xg, fnn_int k0, fnn_int m, fnn_int p0, fnn_int kcb,
+                        fnn_int n_runs, const RowRun *runs, floating *rows,
+                        floating *dst) noexcept nogil:
+    """Pack cols[k0:k0+m, p0:p0+kcb] (runs: those pixels' row runs) as MR-row panels: MR
+    rows gathered contiguous first (rows: MR x kcb scratch; each is a few runs of input
+    rows), then interleaved by the core's row packer."""
+    cdef fnn_int panel, i0, mrows
+    cdef const floating *src
+    cdef fnn_int ld = kcb
+    for panel in range(ceil_div(m, t.mr)):
+        i0 = panel * t.mr
+        mrows = min(<fnn_int>t.mr, m - i0)
+        if is_pointwise(g):
+            # cols is the image itself: its rows need no gathering
+            src = xg + (k0 + i0) * g.p + p0
+            ld = g.p
+        else:
+            if floating is float:
+                fnn_im2col_rows_f32(pg, xg, k0 + i0, mrows, runs, n_runs, rows, kcb)
+            else:
+                fnn_im2col_rows_f64(pg, xg, k0 + i0, mrows, runs, n_runs, rows, kcb)
+            src = rows
+        if t.mr == 6 and mrows == 6:
+            if floating is float:
+                fnn_im2col_interleave6_f32(kcb, src, ld, dst + i0 * kcb)
+            else:
+                fnn_im2col_interleave6_f64(kcb, src, ld, dst + i0 * kcb)
+        else:
+            pack_a(t, mrows, kcb, src, ld, 1, dst + i0 * kcb)
+
 
 cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const floating *x,
                                  floating *dw, int nthreads) noexcept nogil:
-    """Each item owns a tile of dW and reduces over every image and pixel in one fixed order,
-    so the result is bit-identical for any thread count, with no per-thread partial sums."""
-    cdef fnn_int pc_blk
+    """dW^T (K x C_out/g) = sum over images and pixel blocks of cols (K x P) * dY^T (P x C_out/g):
+    the transpose falls on dY (packed once per pixel block for a whole K range, by the core's
+    transposed-B packer) and cols is packed as A, a cheap interleave of MR contiguous rows.
+    Each item owns a (K range, output-channel block) tile of dW^T in scratch, reduces it over
+    every image and KC pixel block in one fixed order and transposes it into dW at the end,
+    so each dW element's sum is the same for any thread count and any split of the tiles."""
+    cdef fnn_int pc_blk, ic_blk
     cdef Tiling t = active_tiling(dy)
-    cdef fnn_int n_ib, n_jb, items, item, grp, ib, jb, ic, mcb, jc, ncb, img, pc, kcb, nbw
+    cdef fnn_int nbc, n_jb, kchunk, n_kb, krows_cap, items, item, grp, kb, jb, k_lo, krows, jc, ncb
+    cdef fnn_int img, pc, kcb, ic, mcb, n_runs, i, j
     cdef floating *buf
     cdef floating *apack
     cdef floating *bpack
+    cdef floating *rows
+    cdef floating *ct
+    cdef floating *dwt
+    cdef const floating *xg
     cdef RowRun *runs
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, flags
     cdef fnn_int own_elems
-    n_ib = ceil_div(g.cout_g, t.mc)
-    nbw = split_width(g.kg, t.nc, ceil_div(2 * nthreads, g.groups * n_ib), t.nr)
-    n_jb = ceil_div(g.kg, nbw)
-    items = g.groups * n_ib * n_jb
+    cdef fnn_plane_geom pg = im2col_geom(g)
+    # Output channels are the GEMM's N: one NC-wide block or fewer. The K ranges are cut to
+    # feed the team (the split changes no element's order, only who computes it): one range
+    # per thread where the dW^T tile (krows x nbc, scratch) stays under 2^20 elements, as
+    # every range packs the same dY^T blocks again (4 MC blocks per range measured 3% slower
+    # than 12 on 128 -> 128 channels).
+    nbc = min(t.nc, round_up(g.cout_g, t.nr))
+    n_jb = ceil_div(g.cout_g, nbc)
+    krows_cap = max(t.mc, min(12 * t.mc, (<fnn_int>1 << 20) // nbc))
+    n_kb = max(ceil_div(g.kg, krows_cap), ceil_div(nthreads, g.groups * n_jb))
+    # a whole number of items per thread where K allows (3 ranges on 2 threads ran at 2/3)
+    while (g.groups * n_jb * n_kb) % nthreads != 0 and n_kb * t.mr < g.kg:
+        n_kb += 1
+    kchunk = max(<fnn_int>t.mr, round_up(ceil_div(g.kg, n_kb), t.mr))
+    n_kb = ceil_div(g.kg, kchunk)
+    items = g.groups * n_kb * n_jb
     team = <int>min(<fnn_int>nthreads, items)
-    own_elems = (round_up(nbw, t.nr) * t.kc + round_up(t.mc, t.mr) * t.kc
+    own_elems = (nbc * t.kc + round_up(t.mc, t.mr) * t.kc + t.mr * t.kc + kchunk * nbc
                  + elems_for_runs(t.kc, sizeof(floating)))
     with parallel(num_threads=max(team, 1)):
         _note_team()
@@ -387,31 +361,42 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
         if buf == NULL:
             failed_p[0] = 1
         bpack = buf
-        apack = buf + round_up(nbw, t.nr) * t.kc
-        runs = <RowRun *>(apack + round_up(t.mc, t.mr) * t.kc)
+        apack = bpack + nbc * t.kc
+        rows = apack + round_up(t.mc, t.mr) * t.kc
+        ct = rows + t.mr * t.kc
+        runs = <RowRun *>(ct + kchunk * nbc)
         for item in prange(items, schedule='static'):
             if buf != NULL:
-                grp = item // (n_ib * n_jb)
-                ib = (item // n_jb) % n_ib
+                grp = item // (n_kb * n_jb)
+                kb = (item // n_jb) % n_kb
                 jb = item % n_jb
-                ic = ib * t.mc
-                mcb = min(t.mc, g.cout_g - ic)
-                jc = jb * nbw
-                ncb = min(nbw, g.kg - jc)
-                flags = 0
+                k_lo = kb * kchunk
+                krows = min(kchunk, g.kg - k_lo)
+                jc = jb * nbc
+                ncb = min(nbc, g.cout_g - jc)
                 if g.n == 0 or g.p == 0:
-                    macro(&t, mcb, ncb, 0, apack, bpack, dw + (grp * g.cout_g + ic) * g.kg + jc, g.kg, 0, NULL)
+                    macro(&t, krows, ncb, 0, apack, bpack, ct, ncb, 0, NULL)
+                flags = 0
+                # loop over images, then P in KC blocks (the reduction), then K in MC blocks
                 for img in range(g.n):
+                    xg = x + (img * g.c_in + grp * g.cin_g) * g.h * g.w
                     for pc_blk in range(ceil_div(g.p, t.kc)):
                         pc = pc_blk * t.kc
                         kcb = min(t.kc, g.p - pc)
-                        pack_b_im2col_t(g, x + (img * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
-                                        jc, ncb, t.nr, runs, bpack)
-                        pack_a(&t, mcb, kcb, dy + (img * g.c_out + grp * g.cout_g + ic) * g.p + pc,
-                               g.p, 1, apack)
-                        macro(&t, mcb, ncb, kcb, apack, bpack, dw + (grp * g.cout_g + ic) * g.kg + jc,
-                              g.kg, flags, NULL)
+                        n_runs = fnn_im2col_row_runs(&pg, pc, kcb, 0, runs)
+                        pack_b(&t, kcb, ncb, dy + (img * g.c_out + grp * g.cout_g + jc) * g.p + pc,
+                               1, g.p, bpack)
+                        for ic_blk in range(ceil_div(krows, t.mc)):
+                            ic = ic_blk * t.mc
+                            mcb = min(t.mc, krows - ic)
+                            pack_a_im2col(&t, g, &pg, xg, k_lo + ic, mcb, pc, kcb, n_runs, runs, rows, apack)
+                            macro(&t, mcb, ncb, kcb, apack, bpack, ct + ic * ncb, ncb, flags, NULL)
                         flags = FNN_ACCUMULATE
+                # dW[g][jc + j, k_lo + i] = dW^T tile[i, j]
+                dwt = dw + (grp * g.cout_g + jc) * g.kg + k_lo
+                for j in range(ncb):
+                    for i in range(krows):
+                        dwt[j * g.kg + i] = ct[i * ncb + j]
     return -1 if failed else 0
 
 
@@ -475,9 +460,25 @@ def conv2d_forward(cnp.ndarray x, cnp.ndarray w, bias, cnp.ndarray y, tuple stri
 def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple stride, tuple pad,
                       tuple dil, fnn_int groups, int num_threads):
     cdef ConvGeom g = make_geom(dx.shape, w.shape, stride, pad, dil, groups, dy.shape)
+    cdef ConvGeom gt
     cdef int rc
     cdef bint direct = g.cin_g == 1
-    if cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32:
+    cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
+    cdef bint as_forward = False
+    # (With no output channels the forward form's reduction is empty and it would write nothing.)
+    if not direct and g.sh == 1 and g.sw == 1 and g.cout_g > 0:
+        # The forward form multiplies dY's padding by W: only where that is 0 * finite (the
+        # col2im form never touches positions outside dY).
+        gt = transposed_geom(&g)
+        as_forward = not reads_padding(&gt) or (
+            all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size))
+    if as_forward:
+        with nogil:
+            if is_f32:
+                rc = grad_input_as_forward(&g, &gt, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)
+            else:
+                rc = grad_input_as_forward(&g, &gt, <double *>dy.data, <double *>w.data, <double *>dx.data, num_threads)
+    elif is_f32:
         with nogil:
             if direct:
                 rc = direct_grad_input_impl(&g, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)

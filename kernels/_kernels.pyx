@@ -14,6 +14,7 @@ from fnn_gemm cimport *
 from fnn_direct cimport *
 from fnn_elementwise cimport *
 from fnn_gemv cimport *
+from fnn_im2col cimport *
 
 cnp.import_array()
 
