@@ -126,21 +126,27 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
                        int nthreads) noexcept nogil:
     """C (m x n, row-major, ldc) op= A (m x k) * B (k x n) on up to nthreads threads.
 
-    Work items are (NC column panel, share of the MC row blocks); each C element is
-    reduced in the same order whatever the split, so results do not depend on the
-    thread count. Returns 0, or -1 when scratch memory could not be had."""
+    Each C element is reduced in the same order whatever the split into work items, so
+    results do not depend on the thread count. Returns 0, or -1 when scratch memory could
+    not be had."""
     cdef fnn_int jc_blk
     cdef Tiling t = active_tiling(a)
     cdef fnn_int n_jc, n_ic, ic_parts, items, item, jc, part, ic_begin, ic_end
-    cdef fnn_int elems = gemm_scratch_elems(&t)
+    cdef fnn_int elems
     cdef floating *buf
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team
     if m <= 0 or n <= 0:
         return 0
+    # Work items are (column panel, share of the rows). Few rows: narrower column panels, one
+    # per thread. Few panels: the rows are shared out in whole MR-row micro-panels (not MC
+    # blocks, which would leave 96 rows against 32 for M = 128 on two threads).
+    n_ic = ceil_div(m, t.mr)
+    if m < t.mc * nthreads:
+        t.nc = min(t.nc, round_up(ceil_div(n, nthreads), t.nr))
+    elems = gemm_scratch_elems(&t)
     n_jc = ceil_div(n, t.nc)
-    n_ic = ceil_div(m, t.mc)
     ic_parts = 1
     if n_jc < nthreads:
         ic_parts = min(n_ic, ceil_div(nthreads, n_jc))
@@ -168,8 +174,8 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
             if buf != NULL:
                 jc = (item // ic_parts) * t.nc
                 part = item % ic_parts
-                ic_begin = (part * n_ic // ic_parts) * t.mc
-                ic_end = min(m, ((part + 1) * n_ic // ic_parts) * t.mc)
+                ic_begin = (part * n_ic // ic_parts) * t.mr
+                ic_end = min(m, ((part + 1) * n_ic // ic_parts) * t.mr)
                 gemm_block_column(&t, m, n, k, ic_begin, ic_end, jc, a, rs_a, cs_a, b, rs_b, cs_b,
                                   c, ldc, flags, bias, buf, buf + round_up(t.nc, t.nr) * t.kc)
     return -1 if failed else 0
