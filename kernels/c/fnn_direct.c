@@ -22,30 +22,6 @@
 #define FNN_VECTOR_EXT 1
 #endif
 
-/* Output columns [lo, hi) have input column ow*sw + iw0 inside [0, w). */
-static FNN_FORCE_INLINE void fnn_column_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int w_out,
-                                             fnn_int *lo, fnn_int *hi)
-{
-    fnn_int l = 0, h = 0;
-    if (sw == 1) { /* the common case, without divisions */
-        l = iw0 < 0 ? -iw0 : 0;
-        h = w - iw0 > 0 ? w - iw0 : 0;
-    } else {
-        if (iw0 < 0)
-            l = (-iw0 + sw - 1) / sw;
-        if (iw0 <= w - 1)
-            h = (w - 1 - iw0) / sw + 1;
-    }
-    if (l > w_out)
-        l = w_out;
-    if (h > w_out)
-        h = w_out;
-    if (h < l)
-        h = l;
-    *lo = l;
-    *hi = h;
-}
-
 fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
 {
     fnn_plane_geom gp = *g;

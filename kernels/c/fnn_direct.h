@@ -26,6 +26,31 @@ typedef struct {
     fnn_int dh, dw;       /* dilation */
 } fnn_plane_geom;
 
+/* Steps t in [*lo, *hi) of a run of `length` output columns have input column iw0 + t*sw
+ * inside [0, w); the rest of the run reads padding. Shared by the direct and im2col kernels. */
+static inline void fnn_valid_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int length,
+                                  fnn_int *lo, fnn_int *hi)
+{
+    fnn_int l = 0, h = 0;
+    if (sw == 1) { /* the common case, without divisions */
+        l = iw0 < 0 ? -iw0 : 0;
+        h = w - iw0 > 0 ? w - iw0 : 0;
+    } else {
+        if (iw0 < 0)
+            l = (-iw0 + sw - 1) / sw;
+        if (iw0 <= w - 1)
+            h = (w - 1 - iw0) / sw + 1;
+    }
+    if (l > length)
+        l = length;
+    if (h > length)
+        h = length;
+    if (h < l)
+        h = l;
+    *lo = l;
+    *hi = h;
+}
+
 /*
  * y = sum over channels c < nc and taps (a, b) of wt[c*kh*kw + a*kw + b] *
  * x[c*xs + oh*sh - pt + a*dh, ow*sw - pl + b*dw], then + *bias (when bias is not NULL).

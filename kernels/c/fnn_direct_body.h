@@ -396,7 +396,7 @@ static FNN_FORCE_INLINE void FNN_SFX(grad_input_scatter)(const fnn_plane_geom *g
             for (b = 0; b < g->kw; b++) {
                 T wv = wt[a * g->kw + b];
                 fnn_int iw0 = b * g->dw - g->pl;
-                fnn_column_span(iw0, g->sw, g->w, g->w_out, &lo, &hi);
+                fnn_valid_span(iw0, g->sw, g->w, g->w_out, &lo, &hi);
                 for (ow = lo; ow < hi; ow++)
                     dxrow[ow * g->sw + iw0] += wv * dyrow[ow];
             }

@@ -16,30 +16,6 @@
 #define FNN_IM2COL_SSE2 1
 #endif
 
-/* Steps t in [lo, hi) have 0 <= iw0 + t*sw < w; the rest of [0, length) is padding. */
-static FNN_FORCE_INLINE void fnn_im2col_span(fnn_int iw0, fnn_int sw, fnn_int w, fnn_int length,
-                                             fnn_int *lo, fnn_int *hi)
-{
-    fnn_int l = 0, h = 0;
-    if (sw == 1) { /* the common case, without divisions */
-        l = iw0 < 0 ? -iw0 : 0;
-        h = w - iw0 > 0 ? w - iw0 : 0;
-    } else {
-        if (iw0 < 0)
-            l = (-iw0 + sw - 1) / sw;
-        if (iw0 <= w - 1)
-            h = (w - 1 - iw0) / sw + 1;
-    }
-    if (l > length)
-        l = length;
-    if (h > length)
-        h = length;
-    if (h < l)
-        h = l;
-    *lo = l;
-    *hi = h;
-}
-
 fnn_int fnn_im2col_row_runs(const fnn_plane_geom *g, fnn_int p0, fnn_int count, fnn_int split,
                             fnn_row_run *runs)
 {

@@ -62,7 +62,7 @@ static FNN_FORCE_INLINE void FNN_SFX(gather_run)(const T *FNN_RESTRICT row, fnn_
                                                  fnn_int sw, fnn_int length, T *FNN_RESTRICT d)
 {
     fnn_int lo, hi, t;
-    fnn_im2col_span(iw0, sw, w, length, &lo, &hi);
+    fnn_valid_span(iw0, sw, w, length, &lo, &hi);
     FNN_SFX(zero_n)(d, lo);
     if (hi > lo) {
         /* s[u] is the entry for step lo + u: never a pointer before the row's start */
@@ -165,7 +165,7 @@ static FNN_FORCE_INLINE void FNN_SFX(col2im_body)(const fnn_plane_geom *g, const
             if ((size_t)ih >= (size_t)g->h)
                 continue;
             iw0 = runs[s].iw + b * g->dw;
-            fnn_im2col_span(iw0, g->sw, g->w, runs[s].length, &lo, &hi);
+            fnn_valid_span(iw0, g->sw, g->w, runs[s].length, &lo, &hi);
             if (hi > lo) {
                 /* dx entries of one run are distinct (sw >= 1), so the adds are independent */
                 T *FNN_RESTRICT e = dx + ci * plane + ih * g->w + iw0 + lo * g->sw;
