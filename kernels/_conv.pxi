@@ -305,9 +305,9 @@ cdef void pack_a_im2col(const Tiling *t, const ConvGeom *g, const fnn_plane_geom
             src = rows
         if t.mr == 6 and mrows == 6:
             if floating is float:
-                fnn_im2col_interleave6_f32(kcb, src, ld, dst + i0 * kcb)
+                fnn_pack_6rows_f32(kcb, src, ld, dst + i0 * kcb)
             else:
-                fnn_im2col_interleave6_f64(kcb, src, ld, dst + i0 * kcb)
+                fnn_pack_6rows_f64(kcb, src, ld, dst + i0 * kcb)
         else:
             pack_a(t, mrows, kcb, src, ld, 1, dst + i0 * kcb)
 

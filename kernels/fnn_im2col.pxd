@@ -23,5 +23,3 @@ cdef extern from "fnn_im2col.h" nogil:
                             fnn_int rows, const fnn_row_run *runs, fnn_int n_runs, float *dx)
     void fnn_col2im_add_f64(const fnn_plane_geom *g, const double *cols, fnn_int ldc, fnn_int k0,
                             fnn_int rows, const fnn_row_run *runs, fnn_int n_runs, double *dx)
-    void fnn_im2col_interleave6_f32(fnn_int k, const float *src, fnn_int ld, float *dst)
-    void fnn_im2col_interleave6_f64(fnn_int k, const double *src, fnn_int ld, double *dst)

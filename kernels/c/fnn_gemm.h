@@ -90,6 +90,10 @@ void fnn_pack_a_f32(int mr, fnn_int m, fnn_int k, const float *a, fnn_int rs,
                     fnn_int cs, float *dst);
 void fnn_pack_a_f64(int mr, fnn_int m, fnn_int k, const double *a, fnn_int rs,
                     fnn_int cs, double *dst);
+/* Six rows src[i*ld + p] (i < 6, p < k) interleaved as dst[p*6 + i]: one full A micro-panel
+ * for MR = 6, as fnn_pack_a_* makes it, for drivers that gather the rows themselves. */
+void fnn_pack_6rows_f32(fnn_int k, const float *src, fnn_int ld, float *dst);
+void fnn_pack_6rows_f64(fnn_int k, const double *src, fnn_int ld, double *dst);
 void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
                     fnn_int cs, float *dst);
 void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,

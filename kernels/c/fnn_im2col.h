@@ -69,11 +69,6 @@ void fnn_col2im_add_f32(const fnn_plane_geom *g, const float *cols, fnn_int ldc,
 void fnn_col2im_add_f64(const fnn_plane_geom *g, const double *cols, fnn_int ldc, fnn_int k0,
                         fnn_int rows, const fnn_row_run *runs, fnn_int n_runs, double *dx);
 
-/* Six rows src[i*ld + p] (i < 6, p < k) interleaved as dst[p*6 + i]: the GEMM core's packed
- * A panel for MR = 6, as fnn_pack_a_* makes it. */
-void fnn_im2col_interleave6_f32(fnn_int k, const float *src, fnn_int ld, float *dst);
-void fnn_im2col_interleave6_f64(fnn_int k, const double *src, fnn_int ld, double *dst);
-
 #ifdef __cplusplus
 }
 #endif
