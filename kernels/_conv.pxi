@@ -423,7 +423,7 @@ cdef int run_forward(const ConvGeom *g, cnp.ndarray x, cnp.ndarray w, object bia
     reference's tap-by-tap path."""
     cdef cnp.ndarray b = bias
     cdef int rc
-    cdef bint direct = g.cin_g == 1
+    cdef bint direct = g.cin_g == 1 and g.cout_g < 8
     cdef bint is_f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     if not direct and reads_padding(g):
         if not (all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size)):
@@ -496,9 +496,10 @@ def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple strid
 
 
 def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stride, tuple pad,
-                       tuple dil, fnn_int groups, int num_threads):
-    """dw = the weight gradient; returns False, computing nothing, when padding would meet an
-    Inf or NaN in dy (see conv2d_forward)."""
+                       tuple dil, fnn_int groups, int num_threads, cnp.ndarray db=None):
+    """dw = the weight gradient, and db (C_out,) = the bias gradient when db is given (the
+    direct kernels sum dY's planes as they pass); returns False, computing nothing, when
+    padding would meet an Inf or NaN in dy (see conv2d_forward)."""
     cdef ConvGeom g = make_geom(x.shape, dw.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
     cdef bint direct = g.cin_g == 1
@@ -509,15 +510,21 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
     if is_f32:
         with nogil:
             if direct:
-                rc = direct_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
+                rc = direct_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data,
+                                             <float *>db.data if db is not None else NULL, num_threads)
             else:
                 rc = conv2d_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data, num_threads)
+                if db is not None:
+                    channel_sums_impl(<float *>dy.data, g.n, g.c_out, g.p, <float *>db.data, num_threads)
     else:
         with nogil:
             if direct:
-                rc = direct_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
+                rc = direct_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data,
+                                             <double *>db.data if db is not None else NULL, num_threads)
             else:
                 rc = conv2d_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
+                if db is not None:
+                    channel_sums_impl(<double *>dy.data, g.n, g.c_out, g.p, <double *>db.data, num_threads)
     if rc != 0:
         raise MemoryError("fastnn.conv2d_backward: could not allocate packing buffers")
     return True

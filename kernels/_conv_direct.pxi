@@ -46,11 +46,19 @@ cdef inline void plane_grad_weight_lanes(const fnn_plane_geom *pg, const floatin
         fnn_plane_grad_weight_lanes_f64(pg, dy, x, lanes)
 
 
-cdef inline void plane_pad(const fnn_plane_geom *pg, const floating *x, floating *xp) noexcept nogil:
+cdef inline void plane_grad_weight_wide(const fnn_plane_geom *gp, const floating *dy, fnn_int dys,
+                                        const floating *xp, fnn_int xs, floating *lanes) noexcept nogil:
     if floating is float:
-        fnn_plane_pad_f32(pg, x, xp)
+        fnn_plane_grad_weight_wide_f32(gp, dy, dys, xp, xs, lanes)
     else:
-        fnn_plane_pad_f64(pg, x, xp)
+        fnn_plane_grad_weight_wide_f64(gp, dy, dys, xp, xs, lanes)
+
+
+cdef inline void plane_pad(const fnn_plane_geom *pg, const floating *x, floating *xp, fnn_int xs) noexcept nogil:
+    if floating is float:
+        fnn_plane_pad_f32(pg, x, xp, xs)
+    else:
+        fnn_plane_pad_f64(pg, x, xp, xs)
 
 
 cdef inline bint plane_reads_padding(const fnn_plane_geom *pg) noexcept nogil:
@@ -59,10 +67,10 @@ cdef inline bint plane_reads_padding(const fnn_plane_geom *pg) noexcept nogil:
             or (pg.w_out - 1) * pg.sw - pg.pl + (pg.kw - 1) * pg.dw >= pg.w)
 
 
-cdef inline fnn_int padded_elems(const fnn_plane_geom *pg) noexcept nogil:
-    """Elements of one plane padded by plane_pad."""
+cdef inline fnn_int padded_elems(const fnn_plane_geom *pg, fnn_int itemsize) noexcept nogil:
+    """Elements of a buffer for one plane padded by plane_pad (rows as wide as the plane's)."""
     cdef fnn_plane_geom gp = fnn_plane_padded_geom(pg)
-    return gp.h * gp.w
+    return gp.h * gp.w + FNN_PLANE_SLACK_BYTES // itemsize
 
 
 cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floating *w,
@@ -76,7 +84,8 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
     cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint pad = plane_reads_padding(&pg) and all_finite(w, g.c_out * taps)
+    cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_conv_reads_padding_itself(&pg)
+                     and all_finite(w, g.c_out * taps))
     cdef floating *xp = NULL
     cdef int failed = 0
     cdef int *failed_p = &failed
@@ -84,19 +93,21 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     with parallel(num_threads=max(team, 1)):
         _note_team()
         if pad:
-            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, padded_elems(&pg) * sizeof(floating))
+            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, padded_elems(&pg, sizeof(floating)) * sizeof(floating))
             if xp == NULL:
                 failed_p[0] = 1
         for item in prange(items, schedule='static'):
             img = item // g.c_in
             ci = item - img * g.c_in
             if not pad:
+                if item + 1 < items:
+                    fnn_prefetch(x + (item + 1) * plane_in, plane_in * sizeof(floating))
                 for j in range(g.cout_g):
                     co = ci * g.cout_g + j
                     plane_conv(&pg, x + item * plane_in, 1, 0, w + co * taps,
                                bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
             elif xp != NULL:
-                plane_pad(&pg, x + item * plane_in, xp)
+                plane_pad(&pg, x + item * plane_in, xp, gp.w)
                 for j in range(g.cout_g):
                     co = ci * g.cout_g + j
                     plane_conv(&gp, xp, 1, 0, w + co * taps,
@@ -117,7 +128,8 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co, t, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
-    cdef bint pad = gather and plane_reads_padding(&fg) and all_finite(w, g.c_out * taps)
+    cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_conv_reads_padding_itself(&fg)
+                     and all_finite(w, g.c_out * taps))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL
     cdef int failed = 0
@@ -131,7 +143,7 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                 wflip[co * taps + t] = w[co * taps + taps - 1 - t]
     gp = fnn_plane_padded_geom(&fg)
     if pad:
-        pe = padded_elems(&fg)
+        pe = padded_elems(&fg, sizeof(floating))
     with parallel(num_threads=max(team, 1)):
         _note_team()
         if pad:
@@ -144,7 +156,7 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
             if pad:
                 if xp != NULL:
                     for j in range(g.cout_g):
-                        plane_pad(&fg, dy + (img * g.c_out + ci * g.cout_g + j) * g.p, xp + j * pe)
+                        plane_pad(&fg, dy + (img * g.c_out + ci * g.cout_g + j) * g.p, xp + j * pe, gp.w)
                     plane_conv(&gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             elif gather:
                 plane_conv(&fg, dy + (img * g.c_out + ci * g.cout_g) * g.p, g.cout_g, g.p,
@@ -157,8 +169,91 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     return -1 if failed else 0
 
 
+# Output channels per work item of the stride-1 weight gradient: they share their input
+# channel's padded plane, copied once per image for all of them.
+cdef fnn_int WIDE_CHANNELS_PER_ITEM = 8
+
+
+cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const floating *x,
+                                 floating *dw, floating *db, int nthreads) noexcept nogil:
+    """The stride-1 weight gradient, for all-finite dY: items are up to WIDE_CHANNELS_PER_ITEM
+    output channels of one group; per image, the group's input plane is zero-padded once into
+    rows of whole vectors and each channel's lanes (one per tap and output column, summed down
+    the rows of every image in order) gather in registers (fnn_plane_grad_weight_wide).
+    The lanes are then added across the columns in order: the same sums as the edge-aware
+    kernel's, whatever the thread count. db (may be NULL) gets the bias gradient from the
+    dY planes while they are in cache, summed as channel_sums_impl sums them."""
+    cdef fnn_plane_geom pg = plane_geom(g)
+    cdef fnn_plane_geom gp = fnn_plane_padded_geom(&pg)
+    cdef fnn_plane_geom rows_geom   # dY plane copied as it is, its rows widened to wc
+    cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
+    cdef fnn_int slack = FNN_PLANE_SLACK_BYTES // sizeof(floating)
+    cdef fnn_int wc = round_up(g.w_out, vl)
+    cdef fnn_int xs = wc + (g.kw - 1) * g.dw
+    cdef fnn_int x_elems = gp.h * xs + slack, dy_elems = g.h_out * wc + slack
+    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
+    cdef fnn_int per_item = min(g.cout_g, WIDE_CHANNELS_PER_ITEM)
+    cdef fnn_int blocks = ceil_div(g.cout_g, per_item)
+    cdef fnn_int items = g.groups * blocks, dy_total = g.n * g.c_out * g.p
+    cdef fnn_int item, grp, co, co0, co_end, img, t, ow, at
+    cdef double *bsums
+    cdef floating *xp
+    cdef floating *dyp
+    cdef floating *lanes
+    cdef floating s
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team = <int>min(<fnn_int>nthreads, items)
+    rows_geom.h = rows_geom.h_out = g.h_out
+    rows_geom.w = rows_geom.w_out = g.w_out
+    rows_geom.kh = rows_geom.kw = rows_geom.sh = rows_geom.sw = rows_geom.dh = rows_geom.dw = 1
+    rows_geom.pt = rows_geom.pl = 0
+    with parallel(num_threads=max(team, 1)):
+        _note_team()
+        # WIDE_CHANNELS_PER_ITEM bias sums (64 bytes), then the planes and lanes
+        bsums = <double *>fnn_thread_scratch(
+            FNN_SCRATCH_OWN, 64 + (x_elems + dy_elems + per_item * lane_elems) * sizeof(floating))
+        if bsums == NULL:
+            failed_p[0] = 1
+        xp = <floating *>(bsums + WIDE_CHANNELS_PER_ITEM)
+        dyp = xp + x_elems
+        lanes = dyp + dy_elems
+        for item in prange(items, schedule='static'):
+            if bsums == NULL:
+                continue
+            grp = item // blocks
+            co0 = grp * g.cout_g + (item - grp * blocks) * per_item
+            co_end = min(co0 + per_item, (grp + 1) * g.cout_g)
+            memset(lanes, 0, (co_end - co0) * lane_elems * sizeof(floating))
+            memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
+            for img in range(g.n):
+                plane_pad(&pg, x + (img * g.c_in + grp) * plane_in, xp, xs)
+                for co in range(co0, co_end):
+                    at = (img * g.c_out + co) * g.p
+                    # The kernel reads whole vectors: up to wc - w_out elements past the
+                    # plane's last row, and those columns' lanes are never summed. That is
+                    # inside the array but for the last plane, which is copied first.
+                    if at + g.p + wc - g.w_out <= dy_total:
+                        plane_grad_weight_wide(&gp, dy + at, g.w_out, xp, xs,
+                                               lanes + (co - co0) * lane_elems)
+                    else:
+                        plane_pad(&rows_geom, dy + at, dyp, wc)
+                        plane_grad_weight_wide(&gp, dyp, wc, xp, xs, lanes + (co - co0) * lane_elems)
+                    if db != NULL:
+                        bsums[co - co0] = bsums[co - co0] + plane_sum(dy + at, g.p)
+            for co in range(co0, co_end):
+                if db != NULL:
+                    db[co] = <floating>bsums[co - co0]
+                for t in range(taps):
+                    s = 0
+                    for ow in range(g.w_out):
+                        s = s + lanes[(co - co0) * lane_elems + t * wc + ow]
+                    dw[co * taps + t] = s
+    return -1 if failed else 0
+
+
 cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const floating *x,
-                                 floating *dw, int nthreads) noexcept nogil:
+                                 floating *dw, floating *db, int nthreads) noexcept nogil:
     """Items are output channels. Each keeps one lane per (tap, output column) summed down
     the rows of every image in order, then adds its lanes across the columns in order: the
     result does not depend on the thread count. x planes are zero-padded first when dY is
@@ -173,8 +268,13 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
-    cdef bint pad = plane_reads_padding(&pg) and all_finite(dy, g.n * g.c_out * g.p)
-    cdef fnn_int pe = padded_elems(&pg) if pad else 0
+    cdef bint finite_dy = all_finite(dy, g.n * g.c_out * g.p)
+    cdef bint pad = plane_reads_padding(&pg) and finite_dy
+    cdef fnn_int pe = padded_elems(&pg, sizeof(floating)) if pad else 0
+    if finite_dy and g.sw == 1:
+        return direct_grad_weight_wide(g, dy, x, dw, db, nthreads)
+    if db != NULL:
+        channel_sums_impl(dy, g.n, g.c_out, g.p, db, nthreads)
     gp = fnn_plane_padded_geom(&pg)
     with parallel(num_threads=max(team, 1)):
         _note_team()
@@ -187,7 +287,7 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
                 memset(lanes, 0, lane_elems * sizeof(floating))
                 for img in range(g.n):
                     if pad:
-                        plane_pad(&pg, x + (img * g.c_in + co // g.cout_g) * plane_in, xp)
+                        plane_pad(&pg, x + (img * g.c_in + co // g.cout_g) * plane_in, xp, gp.w)
                         plane_grad_weight_lanes(&gp, dy + (img * g.c_out + co) * g.p, xp, lanes)
                     else:
                         plane_grad_weight_lanes(&pg, dy + (img * g.c_out + co) * g.p,

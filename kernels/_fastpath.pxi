@@ -136,18 +136,20 @@ def conv2d_backward_fast(grad_output, x, weight, stride, padding, dilation, grou
     if dy.shape[0] != g.n or dy.shape[1] != g.c_out or dy.shape[2] != g.h_out or dy.shape[3] != g.w_out:
         return None
     nthreads = _threads_for(4 * g.n * g.c_out * g.p * g.kg)
+    dims[0] = g.c_out
+    if needs_bias_grad:
+        grad_bias = cnp.PyArray_EMPTY(1, dims, type_num, 0)
     if needs_weight_grad:  # first: it may decline (Inf/NaN meeting padding), sending all down the full path
         grad_weight = cnp.PyArray_EMPTY(4, (<cnp.ndarray>weight).shape, type_num, 0)
         if not conv2d_grad_weight(dy, <cnp.ndarray>x, grad_weight, (g.sh, g.sw), (g.pt, g.pl),
-                                  (g.dh, g.dw), g.groups, nthreads):
+                                  (g.dh, g.dw), g.groups, nthreads, grad_bias):
             return None
+    elif needs_bias_grad:
+        conv2d_grad_bias(dy, grad_bias, nthreads)
     if needs_input_grad:
         grad_input = cnp.PyArray_EMPTY(4, (<cnp.ndarray>x).shape, type_num, 0)
         conv2d_grad_input(dy, <cnp.ndarray>weight, grad_input, (g.sh, g.sw), (g.pt, g.pl),
                           (g.dh, g.dw), g.groups, nthreads)
-    if needs_bias_grad:
-        dims[0] = g.c_out
-        grad_bias = conv2d_grad_bias(dy, cnp.PyArray_EMPTY(1, dims, type_num, 0), nthreads)
     return grad_input, grad_weight, grad_bias
 
 

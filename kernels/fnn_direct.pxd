@@ -14,5 +14,13 @@ cdef extern from "fnn_direct.h" nogil:
     void fnn_plane_grad_weight_lanes_f32(const fnn_plane_geom *g, const float *dy, const float *x, float *lanes)
     void fnn_plane_grad_weight_lanes_f64(const fnn_plane_geom *g, const double *dy, const double *x, double *lanes)
     fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
-    void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp)
-    void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp)
+    void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp, fnn_int xs)
+    void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp, fnn_int xs)
+    void fnn_plane_grad_weight_wide_f32(const fnn_plane_geom *g, const float *dy, fnn_int dys,
+                                        const float *xp, fnn_int xs, float *lanes)
+    void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
+                                        const double *xp, fnn_int xs, double *lanes)
+    int fnn_plane_conv_reads_padding_itself(const fnn_plane_geom *g)
+    void fnn_prefetch(const void *p, fnn_int bytes)
+    int FNN_PLANE_VECTOR_BYTES
+    int FNN_PLANE_SLACK_BYTES

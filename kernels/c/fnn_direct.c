@@ -45,7 +45,10 @@ fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
 
 /* ---- one compiled copy per instruction-set level, and the entry points ----------------- */
 
-#define FNN_PLANE_VARIANTS(suffix, attr)                                                              \
+/* tb: taps whose accumulators the level's vector registers hold at once (the weight
+ * gradient keeps tb 64-byte vectors live: one register each with AVX-512, two with AVX2,
+ * four with SSE2, out of 32, 16 and 16). */
+#define FNN_PLANE_VARIANTS(suffix, attr, tb)                                                              \
     static attr void conv_f32_##suffix(const fnn_plane_geom *g, const float *x, fnn_int nc,             \
                                        fnn_int xs, const float *wt, const float *bias, float *y)         \
     { conv_f32(g, x, nc, xs, wt, bias, y); }                                                           \
@@ -64,26 +67,71 @@ fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
     static attr void grad_weight_lanes_f64_##suffix(const fnn_plane_geom *g, const double *dy,          \
                                                     const double *x, double *lanes)                      \
     { grad_weight_lanes_f64(g, dy, x, lanes); }                                                        \
-    static attr void pad_plane_f32_##suffix(const fnn_plane_geom *g, const float *x, float *xp)         \
-    { pad_plane_f32(g, x, xp); }                                                                       \
-    static attr void pad_plane_f64_##suffix(const fnn_plane_geom *g, const double *x, double *xp)       \
-    { pad_plane_f64(g, x, xp); }
+    static attr void grad_weight_wide_f32_##suffix(const fnn_plane_geom *g, const float *dy, fnn_int dys, \
+                                                   const float *xp, fnn_int xs, float *lanes)            \
+    { grad_weight_wide_f32(tb, g, dy, dys, xp, xs, lanes); }                                           \
+    static attr void grad_weight_wide_f64_##suffix(const fnn_plane_geom *g, const double *dy, fnn_int dys, \
+                                                   const double *xp, fnn_int xs, double *lanes)          \
+    { grad_weight_wide_f64(tb, g, dy, dys, xp, xs, lanes); }                                           \
+    static attr void pad_plane_f32_##suffix(const fnn_plane_geom *g, const float *x, float *xp,         \
+                                            fnn_int xs)                                                \
+    { pad_plane_f32(g, x, xp, xs); }                                                                   \
+    static attr void pad_plane_f64_##suffix(const fnn_plane_geom *g, const double *x, double *xp,       \
+                                            fnn_int xs)                                                \
+    { pad_plane_f64(g, x, xp, xs); }
 
-FNN_PLANE_VARIANTS(portable, )
+FNN_PLANE_VARIANTS(portable, , 3)
 #ifdef FNN_X86_64
-FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2)
-FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512)
+FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2, 6)
+FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512, 9)
 #endif
+
+#ifdef FNN_X86_64
+/* fnn_direct_avx512.c: 3x3, stride 1, dilation 1; padding read as 0 * weight. */
+void fnn_conv3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
+                                  const float *wt, const float *bias, float *y);
+void fnn_conv3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
+                                  const double *wt, const double *bias, double *y);
+#endif
+
+int fnn_plane_conv_reads_padding_itself(const fnn_plane_geom *g)
+{
+#ifdef FNN_X86_64
+    return fnn_active_isa() == FNN_ISA_AVX512 && g->kh == 3 && g->kw == 3 && g->sh == 1 &&
+           g->sw == 1 && g->dh == 1 && g->dw == 1;
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
+/* Whether the planes' geometry reads no padding, or the weights are all finite: then a
+ * padded tap may be computed as 0 * weight. */
+#define FNN_PADDING_AS_ZERO(T)                                                                     static int padding_as_zero_##T(const fnn_plane_geom *g, const T *wt, fnn_int count)              {                                                                                                  fnn_int i;                                                                                     if (g->pt <= 0 && g->pl <= 0 && (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&             (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                                   return 1;                                                                                  for (i = 0; i < count; i++)                                                                        if (!(wt[i] - wt[i] == 0))                                                                         return 0;                                                                              return 1;                                                                                  }
+FNN_PADDING_AS_ZERO(float)
+FNN_PADDING_AS_ZERO(double)
 
 void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
                         const float *wt, const float *bias, float *y)
 {
+#ifdef FNN_X86_64
+    if (fnn_plane_conv_reads_padding_itself(g) && padding_as_zero_float(g, wt, 9 * nc)) {
+        fnn_conv3x3_plane_f32_avx512(g, x, nc, xs, wt, bias, y);
+        return;
+    }
+#endif
     FNN_DISPATCH(conv_f32, (g, x, nc, xs, wt, bias, y))
 }
 
 void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                         const double *wt, const double *bias, double *y)
 {
+#ifdef FNN_X86_64
+    if (fnn_plane_conv_reads_padding_itself(g) && padding_as_zero_double(g, wt, 9 * nc)) {
+        fnn_conv3x3_plane_f64_avx512(g, x, nc, xs, wt, bias, y);
+        return;
+    }
+#endif
     FNN_DISPATCH(conv_f64, (g, x, nc, xs, wt, bias, y))
 }
 
@@ -107,12 +155,33 @@ void fnn_plane_grad_weight_lanes_f64(const fnn_plane_geom *g, const double *dy, 
     FNN_DISPATCH(grad_weight_lanes_f64, (g, dy, x, lanes))
 }
 
-void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp)
+void fnn_plane_grad_weight_wide_f32(const fnn_plane_geom *g, const float *dy, fnn_int dys,
+                                    const float *xp, fnn_int xs, float *lanes)
 {
-    FNN_DISPATCH(pad_plane_f32, (g, x, xp))
+    FNN_DISPATCH(grad_weight_wide_f32, (g, dy, dys, xp, xs, lanes))
 }
 
-void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp)
+void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
+                                    const double *xp, fnn_int xs, double *lanes)
 {
-    FNN_DISPATCH(pad_plane_f64, (g, x, xp))
+    FNN_DISPATCH(grad_weight_wide_f64, (g, dy, dys, xp, xs, lanes))
+}
+
+void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp, fnn_int xs)
+{
+    FNN_DISPATCH(pad_plane_f32, (g, x, xp, xs))
+}
+
+void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp, fnn_int xs)
+{
+    FNN_DISPATCH(pad_plane_f64, (g, x, xp, xs))
+}
+
+
+void fnn_prefetch(const void *p, fnn_int bytes)
+{
+    const char *c = (const char *)p;
+    fnn_int i;
+    for (i = 0; i < bytes; i += 64)
+        FNN_PREFETCH(c + i);
 }

@@ -63,6 +63,10 @@ void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn
 void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                         const double *wt, const double *bias, double *y);
 
+/* Whether fnn_plane_conv handles this geometry's padding by itself at the active
+ * instruction-set level, without a zero-padded copy (fnn_plane_pad) being any faster. */
+int fnn_plane_conv_reads_padding_itself(const fnn_plane_geom *g);
+
 /* dx += the transposed convolution of dy with wt (dx is not cleared): any stride. */
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx);
 void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const double *wt, double *dx);
@@ -73,14 +77,31 @@ void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const d
 void fnn_plane_grad_weight_lanes_f32(const fnn_plane_geom *g, const float *dy, const float *x, float *lanes);
 void fnn_plane_grad_weight_lanes_f64(const fnn_plane_geom *g, const double *dy, const double *x, double *lanes);
 
+/* The kernels' vectors: 64 bytes at every instruction-set level (16 floats, 8 doubles). */
+#define FNN_PLANE_VECTOR_BYTES 64
+/* Bytes a buffer written by fnn_plane_pad needs past its last row (see there). */
+#define FNN_PLANE_SLACK_BYTES FNN_PLANE_VECTOR_BYTES
+
 /* The same convolution over the part of its input plane that it reads, zero-padded: no
  * padding, every tap of every output inside ((h_out-1)*sh + (kh-1)*dh + 1 rows, likewise
  * columns). The kernels above then run on whole vector chunks only. */
 fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g);
-/* That padded plane of x, into xp. Padding becomes a multiplied zero there, so callers pad
- * only when the other operand is all finite. */
-void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp);
-void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp);
+/* That padded plane of x, into xp with rows xs elements apart (xs >= its width; zeros fill
+ * each row's end). xp needs FNN_PLANE_SLACK_BYTES past its last row. Padding becomes a
+ * multiplied zero there, so callers pad only when the other operand is all finite. */
+void fnn_plane_pad_f32(const fnn_plane_geom *g, const float *x, float *xp, fnn_int xs);
+void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp, fnn_int xs);
+
+/* fnn_plane_grad_weight_lanes for stride-1 columns on whole vectors, for finite planes
+ * copied by fnn_plane_pad: g padded (fnn_plane_padded_geom) with sw == 1; dy: h_out rows
+ * dys >= wc elements apart, zeros from w_out to wc, wc = w_out rounded up to a multiple of
+ * the vector; xp: xs >= wc + (kw-1)*dw. lanes: kh*kw*wc elements, lane t*wc + ow; those
+ * from w_out on stay 0. The same sums in the same order, with the accumulators in
+ * registers: the edge-aware kernel reads and writes its lanes at every tap of every row. */
+void fnn_plane_grad_weight_wide_f32(const fnn_plane_geom *g, const float *dy, fnn_int dys,
+                                    const float *xp, fnn_int xs, float *lanes);
+void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
+                                    const double *xp, fnn_int xs, double *lanes);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,20 @@ static FNN_FORCE_INLINE FNN_SFX(vec) FNN_SFX(vzero)(void)
     return v;
 }
 
+/* p[0:n] in the first n elements, zeros after: whole vectors when n == FNN_VL. */
+static FNN_FORCE_INLINE FNN_SFX(vec) FNN_SFX(vload)(const int n, const T *p)
+{
+    FNN_SFX(vec) v = FNN_SFX(vzero)();
+    int j;
+    if (n == FNN_VL) {
+        memcpy(&v, p, sizeof v); /* an unaligned vector load */
+        return v;
+    }
+    for (j = 0; j < n; j++)
+        FNN_VE(v, j) = p[j];
+    return v;
+}
+
 /* acc[0:n] += w * p[j*sw] */
 static FNN_FORCE_INLINE void FNN_SFX(vfma)(const int n, FNN_SFX(vec) *acc, T w, const T *p, const fnn_int sw)
 {
@@ -121,6 +135,69 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_block)(const int R, const int n, const
     }
 }
 
+/* acc += wr[0] * v[0] + wr[1] * v[1] + wr[2] * v[2], as three multiply-adds in that order. */
+static FNN_FORCE_INLINE void FNN_SFX(taps3)(FNN_SFX(vec) *acc, const T *wr, const FNN_SFX(vec) *v)
+{
+    *acc += wr[0] * v[0];
+    *acc += wr[1] * v[1];
+    *acc += wr[2] * v[2];
+}
+
+/*
+ * conv_block for the commonest kernel, 3x3 with stride and dilation 1, FNN_ROWS (4) output
+ * rows with every kernel row inside the image: the same sums in the same order, but each
+ * input row is loaded once (three shifted vectors) and used by every output row that reads
+ * it, where the general block loads them once per tap. Written out row by row: compilers do
+ * not reliably unroll the loop over input rows, and without that every tap pays a branch.
+ */
+static FNN_FORCE_INLINE void FNN_SFX(conv_block3x3)(const int n, const fnn_plane_geom *g,
+                                                    const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,
+                                                    const T *FNN_RESTRICT wt, fnn_int ih0, fnn_int iw0,
+                                                    const T *bias, T *FNN_RESTRICT y, fnn_int yr)
+{
+    FNN_SFX(vec) a0 = FNN_SFX(vzero)(), a1 = a0, a2 = a0, a3 = a0, v[3];
+    fnn_int c;
+    for (c = 0; c < nc; c++) {
+        const T *FNN_RESTRICT xc = x + c * xs + ih0 * g->w + iw0;
+        const T *FNN_RESTRICT w0 = wt + c * 9, *w1 = w0 + 3, *w2 = w0 + 6;
+        /* input row i feeds output row r through kernel row i - r; within every output row
+         * the taps still go in (a, b) order */
+#define FNN_LOAD_ROW(i)                                      \
+        v[0] = FNN_SFX(vload)(n, xc + (i) * g->w);           \
+        v[1] = FNN_SFX(vload)(n, xc + (i) * g->w + 1);       \
+        v[2] = FNN_SFX(vload)(n, xc + (i) * g->w + 2)
+        FNN_LOAD_ROW(0);
+        FNN_SFX(taps3)(&a0, w0, v);
+        FNN_LOAD_ROW(1);
+        FNN_SFX(taps3)(&a0, w1, v);
+        FNN_SFX(taps3)(&a1, w0, v);
+        FNN_LOAD_ROW(2);
+        FNN_SFX(taps3)(&a0, w2, v);
+        FNN_SFX(taps3)(&a1, w1, v);
+        FNN_SFX(taps3)(&a2, w0, v);
+        FNN_LOAD_ROW(3);
+        FNN_SFX(taps3)(&a1, w2, v);
+        FNN_SFX(taps3)(&a2, w1, v);
+        FNN_SFX(taps3)(&a3, w0, v);
+        FNN_LOAD_ROW(4);
+        FNN_SFX(taps3)(&a2, w2, v);
+        FNN_SFX(taps3)(&a3, w1, v);
+        FNN_LOAD_ROW(5);
+        FNN_SFX(taps3)(&a3, w2, v);
+#undef FNN_LOAD_ROW
+    }
+    if (bias) {
+        FNN_SFX(vadds)(n, &a0, *bias);
+        FNN_SFX(vadds)(n, &a1, *bias);
+        FNN_SFX(vadds)(n, &a2, *bias);
+        FNN_SFX(vadds)(n, &a3, *bias);
+    }
+    FNN_SFX(vstore)(n, y, a0);
+    FNN_SFX(vstore)(n, y + yr, a1);
+    FNN_SFX(vstore)(n, y + 2 * yr, a2);
+    FNN_SFX(vstore)(n, y + 3 * yr, a3);
+}
+
 /* One output column next to the image's edge: taps outside the row are skipped (padding is
  * absent, never a multiplied zero). */
 static FNN_FORCE_INLINE void FNN_SFX(conv_edge)(const fnn_plane_geom *g, const T *FNN_RESTRICT x,
@@ -147,16 +224,23 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_edge)(const fnn_plane_geom *g, const T
 
 /* Interior columns [lo, hi) of R output rows, in chunks; the last chunk overlaps the one
  * before it rather than leaving a ragged end to scalar code. */
-static FNN_FORCE_INLINE void FNN_SFX(conv_interior)(const int R, const fnn_int sw, const fnn_plane_geom *g,
+static FNN_FORCE_INLINE void FNN_SFX(conv_interior)(const int R, const fnn_int sw, const int k3x3,
+                                                    const fnn_plane_geom *g,
                                                     const T *x, fnn_int nc, fnn_int xs, const T *wt,
                                                     fnn_int a_lo, fnn_int a_hi, fnn_int ih0,
                                                     fnn_int lo, fnn_int hi, const T *bias, T *yrow)
 {
     const int vl = FNN_VL, half = FNN_VL / 2;
     fnn_int ow = lo;
-#define FNN_CHUNK(n, at)                                                                  \
-    FNN_SFX(conv_block)(R, n, sw, g, x, nc, xs, wt, a_lo, a_hi, ih0, (at) * sw - g->pl, bias, \
-                        yrow + (at), g->w_out)
+#define FNN_CHUNK(n, at)                                                                        \
+    do {                                                                                        \
+        if (k3x3)                                                                               \
+            FNN_SFX(conv_block3x3)(n, g, x, nc, xs, wt, ih0, (at) - g->pl, bias, yrow + (at),    \
+                                   g->w_out);                                                   \
+        else                                                                                    \
+            FNN_SFX(conv_block)(R, n, sw, g, x, nc, xs, wt, a_lo, a_hi, ih0, (at) * sw - g->pl,  \
+                                bias, yrow + (at), g->w_out);                                   \
+    } while (0)
     for (; hi - ow >= vl; ow += vl)
         FNN_CHUNK(FNN_VL, ow);
     if (ow < hi && hi - lo >= vl) {
@@ -207,8 +291,9 @@ static FNN_FORCE_INLINE void FNN_SFX(interior_columns)(const fnn_plane_geom *g, 
     *hi = h;
 }
 
-/* R output rows from oh, with kernel rows [a_lo, a_hi) valid for all of them. */
-static FNN_FORCE_INLINE void FNN_SFX(conv_rows)(const int R, const fnn_plane_geom *g, const T *x,
+/* R output rows from oh, with kernel rows [a_lo, a_hi) valid for all of them; k3x3: the
+ * kernel is 3x3 with stride and dilation 1 and all three rows are valid. */
+static FNN_FORCE_INLINE void FNN_SFX(conv_rows)(const int R, const int k3x3, const fnn_plane_geom *g, const T *x,
                                                 fnn_int nc, fnn_int xs, const T *wt, const T *bias,
                                                 fnn_int oh, fnn_int a_lo, fnn_int a_hi,
                                                 fnn_int lo, fnn_int hi, T *y)
@@ -221,16 +306,19 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_rows)(const int R, const fnn_plane_geo
         for (ow = hi; ow < g->w_out; ow++)
             FNN_SFX(conv_edge)(g, x, nc, xs, wt, a_lo, a_hi, ih0 + r * g->sh, ow, bias, yrow + r * g->w_out);
     }
-    if (g->sw == 1)
-        FNN_SFX(conv_interior)(R, 1, g, x, nc, xs, wt, a_lo, a_hi, ih0, lo, hi, bias, yrow);
+    if (k3x3)
+        FNN_SFX(conv_interior)(R, 1, 1, g, x, nc, xs, wt, a_lo, a_hi, ih0, lo, hi, bias, yrow);
+    else if (g->sw == 1)
+        FNN_SFX(conv_interior)(R, 1, 0, g, x, nc, xs, wt, a_lo, a_hi, ih0, lo, hi, bias, yrow);
     else
-        FNN_SFX(conv_interior)(R, g->sw, g, x, nc, xs, wt, a_lo, a_hi, ih0, lo, hi, bias, yrow);
+        FNN_SFX(conv_interior)(R, g->sw, 0, g, x, nc, xs, wt, a_lo, a_hi, ih0, lo, hi, bias, yrow);
 }
 
 static FNN_FORCE_INLINE void FNN_SFX(conv)(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,
                                            const T *wt, const T *bias, T *y)
 {
     fnn_int oh, lo, hi, a_lo, a_hi, row_lo, row_hi;
+    const int k3x3 = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1;
     FNN_SFX(interior_columns)(g, &lo, &hi);
     /* Rows [row_lo, row_hi) see every kernel row: they go FNN_ROWS at a time. */
     row_lo = g->pt > 0 ? (g->pt + g->sh - 1) / g->sh : 0;
@@ -240,11 +328,14 @@ static FNN_FORCE_INLINE void FNN_SFX(conv)(const fnn_plane_geom *g, const T *x, 
         row_hi = g->h_out;
     for (oh = 0; oh < g->h_out;) {
         if (oh >= row_lo && oh + FNN_ROWS <= row_hi) {
-            FNN_SFX(conv_rows)(FNN_ROWS, g, x, nc, xs, wt, bias, oh, 0, g->kh, lo, hi, y);
+            if (k3x3)
+                FNN_SFX(conv_rows)(FNN_ROWS, 1, g, x, nc, xs, wt, bias, oh, 0, 3, lo, hi, y);
+            else
+                FNN_SFX(conv_rows)(FNN_ROWS, 0, g, x, nc, xs, wt, bias, oh, 0, g->kh, lo, hi, y);
             oh += FNN_ROWS;
         } else {
             FNN_SFX(row_taps)(g, oh * g->sh - g->pt, &a_lo, &a_hi);
-            FNN_SFX(conv_rows)(1, g, x, nc, xs, wt, bias, oh, a_lo, a_hi, lo, hi, y);
+            FNN_SFX(conv_rows)(1, 0, g, x, nc, xs, wt, bias, oh, a_lo, a_hi, lo, hi, y);
             oh += 1;
         }
     }
@@ -341,16 +432,44 @@ static FNN_FORCE_INLINE void FNN_SFX(grad_weight_lanes)(const fnn_plane_geom *g,
 }
 
 /*
- * The part of plane x that geometry g reads, zero-padded into xp, laid out as
+ * d[0:width] = zeros, then d[lo:hi] = s[0:hi-lo]: one row of a zero-padded copy. d may be
+ * written up to FNN_VL elements past width (callers' buffers have FNN_PLANE_SLACK_BYTES
+ * more; a row's overrun lands on the next row before that row is written). Whole-vector
+ * moves, not loops the compiler would turn into a memcpy call per short row.
+ */
+static FNN_FORCE_INLINE void FNN_SFX(put_row)(T *FNN_RESTRICT d, fnn_int width, fnn_int lo, fnn_int hi,
+                                              const T *FNN_RESTRICT s)
+{
+    const FNN_SFX(vec) zero = FNN_SFX(vzero)();
+    FNN_SFX(vec) v;
+    fnn_int c;
+    for (c = 0; c < width; c += FNN_VL)
+        memcpy(d + c, &zero, sizeof zero);
+    for (c = lo; c + FNN_VL <= hi; c += FNN_VL) {
+        memcpy(&v, s + (c - lo), sizeof v);
+        memcpy(d + c, &v, sizeof v);
+    }
+    if (c < hi && hi - lo >= FNN_VL) { /* the last vector overlaps the one before */
+        memcpy(&v, s + (hi - FNN_VL - lo), sizeof v);
+        memcpy(d + hi - FNN_VL, &v, sizeof v);
+        return;
+    }
+    for (; c < hi; c++)
+        d[c] = s[c - lo];
+}
+
+/*
+ * The part of plane x that geometry g reads, zero-padded into xp with rows xs elements
+ * apart (xs >= the padded width; the columns past it are zeros too), laid out as
  * fnn_plane_padded_geom(g) describes (no padding, every tap of every output inside), so
  * the kernels above run on whole vector chunks only. Padding becomes a multiplied zero
  * there: callers use this only when the other operand is all finite.
  */
 static FNN_FORCE_INLINE void FNN_SFX(pad_plane)(const fnn_plane_geom *g, const T *FNN_RESTRICT x,
-                                                T *FNN_RESTRICT xp)
+                                                T *FNN_RESTRICT xp, fnn_int xs)
 {
     fnn_plane_geom gp = fnn_plane_padded_geom(g);
-    fnn_int r, c, lo, hi;
+    fnn_int r, lo, hi;
     /* padded column c is input column c - pl: [lo, hi) of them are inside the row */
     lo = g->pl > 0 ? g->pl : 0;
     hi = g->w + g->pl;
@@ -362,20 +481,59 @@ static FNN_FORCE_INLINE void FNN_SFX(pad_plane)(const fnn_plane_geom *g, const T
         hi = lo;
     for (r = 0; r < gp.h; r++) {
         fnn_int ih = r - g->pt;
-        T *FNN_RESTRICT d = xp + r * gp.w;
-        if ((size_t)ih >= (size_t)g->h) {
-            for (c = 0; c < gp.w; c++)
-                d[c] = 0;
-            continue;
+        if ((size_t)ih >= (size_t)g->h)
+            FNN_SFX(put_row)(xp + r * xs, xs, 0, 0, x);
+        else
+            FNN_SFX(put_row)(xp + r * xs, xs, lo, hi, x + ih * g->w + lo - g->pl);
+    }
+}
+
+/*
+ * The weight gradient's lanes for stride-1 columns, on whole vectors: lanes[t*wc + j] +=
+ * sum over output rows oh, in order, of dy[oh*dys + j] * xp[(oh*sh + a*dh)*xs + j + b*dw]
+ * for the taps t = (a, b), j < wc (wc: w_out rounded up to whole vectors). g is a padded
+ * geometry (fnn_plane_padded_geom: no padding, sw == 1); dy's rows hold zeros from w_out to
+ * wc and xp's from its padded width to xs >= wc + (kw-1)*dw, and both planes are all
+ * finite, so the lanes past w_out stay exactly 0. Each lane is the sum the edge-aware
+ * grad_weight_lanes forms, in the same order; here up to tb taps' accumulators stay in
+ * registers down a whole column of vectors (tb: what the level's register file holds).
+ */
+static FNN_FORCE_INLINE void FNN_SFX(grad_weight_wide)(const int tb, const fnn_plane_geom *g,
+                                                       const T *FNN_RESTRICT dy, fnn_int dys,
+                                                       const T *FNN_RESTRICT xp, fnn_int xs,
+                                                       T *FNN_RESTRICT lanes)
+{
+    const fnn_int taps = g->kh * g->kw;
+    const fnn_int wc = (g->w_out + FNN_VL - 1) / FNN_VL * FNN_VL;
+    fnn_int t0, j, oh;
+    int tt;
+    for (t0 = 0; t0 < taps; t0 += tb) {
+        const fnn_int nt = taps - t0 < tb ? taps - t0 : tb;
+        fnn_int off[9];
+        for (tt = 0; tt < tb; tt++) {
+            fnn_int t = t0 + (tt < nt ? tt : 0);
+            off[tt] = (t / g->kw) * g->dh * xs + (t % g->kw) * g->dw;
         }
-        for (c = 0; c < lo; c++)
-            d[c] = 0;
-        /* a plain loop, not memcpy: rows are short and the call would cost more than the
-         * copy; the compiler vectorises it for each instruction-set level */
-        for (c = lo; c < hi; c++)
-            d[c] = x[ih * g->w + c - g->pl];
-        for (c = hi; c < gp.w; c++)
-            d[c] = 0;
+        for (j = 0; j < wc; j += FNN_VL) {
+            FNN_SFX(vec) acc[9];
+            for (tt = 0; tt < tb; tt++)
+                if (tt < nt)
+                    memcpy(&acc[tt], lanes + (t0 + tt) * wc + j, sizeof acc[tt]);
+            for (oh = 0; oh < g->h_out; oh++) {
+                FNN_SFX(vec) d, v;
+                const T *FNN_RESTRICT xr = xp + oh * g->sh * xs + j;
+                memcpy(&d, dy + oh * dys + j, sizeof d);
+                for (tt = 0; tt < tb; tt++) {
+                    if (tt < nt) {
+                        memcpy(&v, xr + off[tt], sizeof v);
+                        acc[tt] += d * v;
+                    }
+                }
+            }
+            for (tt = 0; tt < tb; tt++)
+                if (tt < nt)
+                    memcpy(lanes + (t0 + tt) * wc + j, &acc[tt], sizeof acc[tt]);
+        }
     }
 }
 

@@ -112,32 +112,37 @@ int fnn_all_finite_f64(const double *v, fnn_int n)
     FNN_DISPATCH_RETURN(all_finite_f64, (v, n))
 }
 
+/* Sums in double over FNN_SUM_LANES interleaved lanes, added together in order at the end:
+ * that many independent chains keep the vector adder busy (one chain would wait out its
+ * latency at every step), and the order is fixed, so the result is too. */
+#define FNN_SUM_LANES 64
+
 static FNN_FORCE_INLINE double sum_f32(const float *FNN_RESTRICT v, fnn_int n)
 {
-    double lanes[16] = {0}, total = 0;
+    double lanes[FNN_SUM_LANES] = {0}, total = 0;
     fnn_int i = 0;
     int l;
-    for (; i + 16 <= n; i += 16)
-        for (l = 0; l < 16; l++)
+    for (; i + FNN_SUM_LANES <= n; i += FNN_SUM_LANES)
+        for (l = 0; l < FNN_SUM_LANES; l++)
             lanes[l] += (double)v[i + l];
     for (; i < n; i++)
-        lanes[i % 16] += (double)v[i];
-    for (l = 0; l < 16; l++)
+        lanes[i % FNN_SUM_LANES] += (double)v[i];
+    for (l = 0; l < FNN_SUM_LANES; l++)
         total += lanes[l];
     return total;
 }
 
 static FNN_FORCE_INLINE double sum_f64(const double *FNN_RESTRICT v, fnn_int n)
 {
-    double lanes[16] = {0}, total = 0;
+    double lanes[FNN_SUM_LANES] = {0}, total = 0;
     fnn_int i = 0;
     int l;
-    for (; i + 16 <= n; i += 16)
-        for (l = 0; l < 16; l++)
+    for (; i + FNN_SUM_LANES <= n; i += FNN_SUM_LANES)
+        for (l = 0; l < FNN_SUM_LANES; l++)
             lanes[l] += v[i + l];
     for (; i < n; i++)
-        lanes[i % 16] += v[i];
-    for (l = 0; l < 16; l++)
+        lanes[i % FNN_SUM_LANES] += v[i];
+    for (l = 0; l < FNN_SUM_LANES; l++)
         total += lanes[l];
     return total;
 }

@@ -1,0 +1,124 @@
+/*
+ * AVX-512F kernel for the direct convolution's commonest case: a 3x3 kernel with stride and
+ * dilation 1, which is what the depthwise and 1-input-channel layers of real networks run
+ * (forward, and the input gradient as a convolution with the flipped kernel).
+ *
+ * Why intrinsics here when fnn_direct_body.h's vector-extension code serves every other
+ * case: compilers fold each shifted input load into its multiply-add, so that code issues
+ * one load (most of them split across cache lines) per multiply-add and runs at about a
+ * third of the FMA rate. Here each input row is loaded once per block, as three shifted
+ * vectors in registers, and feeds the multiply-adds of every output row that reads it:
+ * 10 rows x 3 loads and 9 weight broadcasts per 8 x 9 multiply-adds.
+ *
+ * Padding: masked loads give 0 in the lanes whose input column is outside the row, and
+ * input rows outside the plane are skipped, so no zero-padded copy of the plane is needed.
+ * A padded column then adds 0 * w, which equals leaving the tap out only when w is finite:
+ * fnn_direct.c sends planes that read padding here only with all-finite weights.
+ *
+ * The sums are the generic kernel's, in the same order (from zero, channel by channel, taps
+ * in (a, b) order, bias last). On other architectures this file is empty.
+ */
+#include "fnn_direct.h"
+#include "fnn_gemm_internal.h"
+
+#ifdef FNN_X86_64
+#include <immintrin.h>
+
+/* Bits [lo, hi) of a lane mask (empty when hi <= lo). */
+static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
+{
+    unsigned below_hi, below_lo;
+    if (hi <= lo)
+        return 0u;
+    below_hi = hi >= 32 ? 0xFFFFFFFFu : (1u << hi) - 1u;
+    below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+    return below_hi & ~below_lo;
+}
+
+/*
+ * R (8, 4 or 1) output rows from oh, one vector of output columns from j: y[r*w_out + l] =
+ * sum over c < nc, then a, b < 3 (inside the plane) of wt[c*9 + a*3 + b] *
+ * x[c*xs + (oh + r - pt + a)*w + j + l - pl + b], then + *bias. mask[b]: the lanes whose
+ * input column for kernel column b is inside the row (and whose output column exists);
+ * lanes outside mask[3] are not stored. Always inlined with a constant R: the loops unroll
+ * into straight code, accumulators and weights in registers.
+ */
+#define FNN_CONV3X3_ROWS(SFX, T, VT, MASKT, SETZERO, SET1, LOADZ, FMADD, ADD, STOREM)              \
+    FNN_TARGET_AVX512 static FNN_FORCE_INLINE void conv3x3_rows_##SFX(                              \
+        const int R, const fnn_plane_geom *g, const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,      \
+        const T *FNN_RESTRICT wt, const MASKT *mask, fnn_int oh, fnn_int j, const T *bias,          \
+        T *FNN_RESTRICT y)                                                                          \
+    {                                                                                               \
+        VT acc[8], w[9], v0, v1, v2;                                                                \
+        const fnn_int ih0 = oh - g->pt, col = j - g->pl;                                            \
+        fnn_int c;                                                                                  \
+        int r, i;                                                                                   \
+        FNN_UNROLL(8)                                                                               \
+        for (r = 0; r < R; r++)                                                                     \
+            acc[r] = SETZERO();                                                                     \
+        for (c = 0; c < nc; c++) {                                                                  \
+            const T *FNN_RESTRICT xc = x + c * xs + col;                                            \
+            FNN_UNROLL(9)                                                                           \
+            for (i = 0; i < 9; i++)                                                                 \
+                w[i] = SET1(wt[c * 9 + i]);                                                         \
+            FNN_UNROLL(10)                                                                          \
+            for (i = 0; i < R + 2; i++) {                                                           \
+                const T *xr = xc + (ih0 + i) * g->w;                                                \
+                if ((size_t)(ih0 + i) >= (size_t)g->h)                                              \
+                    continue; /* a padded row: its taps are left out */                             \
+                v0 = LOADZ(mask[0], xr);                                                            \
+                v1 = LOADZ(mask[1], xr + 1);                                                        \
+                v2 = LOADZ(mask[2], xr + 2);                                                        \
+                /* input row i is kernel row i - r of output row r */                               \
+                FNN_UNROLL(8)                                                                       \
+                for (r = 0; r < R; r++) {                                                           \
+                    if (i - r >= 0 && i - r < 3) {                                                  \
+                        acc[r] = FMADD(w[3 * (i - r)], v0, acc[r]);                                 \
+                        acc[r] = FMADD(w[3 * (i - r) + 1], v1, acc[r]);                             \
+                        acc[r] = FMADD(w[3 * (i - r) + 2], v2, acc[r]);                             \
+                    }                                                                               \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        FNN_UNROLL(8)                                                                               \
+        for (r = 0; r < R; r++) {                                                                   \
+            if (bias)                                                                               \
+                acc[r] = ADD(acc[r], SET1(*bias));                                                  \
+            STOREM(y + (oh + r) * g->w_out + j, mask[3], acc[r]);                                   \
+        }                                                                                           \
+    }
+
+/* The whole plane: columns in vectors (the last one masked), rows 8 at a time, then 4,
+ * then one by one. */
+#define FNN_CONV3X3_PLANE(SFX, T, MASKT, LANES)                                                     \
+    FNN_TARGET_AVX512 void fnn_conv3x3_plane_##SFX##_avx512(const fnn_plane_geom *g, const T *x,    \
+                                                           fnn_int nc, fnn_int xs, const T *wt,     \
+                                                           const T *bias, T *y)                     \
+    {                                                                                               \
+        fnn_int j, oh, b;                                                                           \
+        MASKT mask[4];                                                                              \
+        for (j = 0; j < g->w_out; j += LANES) {                                                     \
+            const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;                          \
+            for (b = 0; b < 3; b++) /* lanes l with 0 <= j + l - pl + b < w */                      \
+                mask[b] = (MASKT)fnn_span_mask(g->pl - j - b, g->w + g->pl - j - b) &               \
+                          (MASKT)fnn_span_mask(0, n);                                               \
+            mask[3] = (MASKT)fnn_span_mask(0, n);                                                   \
+            for (oh = 0; oh + 8 <= g->h_out; oh += 8)                                               \
+                conv3x3_rows_##SFX(8, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
+            if (oh + 4 <= g->h_out) {                                                               \
+                conv3x3_rows_##SFX(4, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
+                oh += 4;                                                                            \
+            }                                                                                       \
+            for (; oh < g->h_out; oh++)                                                             \
+                conv3x3_rows_##SFX(1, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
+        }                                                                                           \
+    }
+
+FNN_CONV3X3_ROWS(f32, float, __m512, __mmask16, _mm512_setzero_ps, _mm512_set1_ps,
+                 _mm512_maskz_loadu_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_mask_storeu_ps)
+FNN_CONV3X3_ROWS(f64, double, __m512d, __mmask8, _mm512_setzero_pd, _mm512_set1_pd,
+                 _mm512_maskz_loadu_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_mask_storeu_pd)
+FNN_CONV3X3_PLANE(f32, float, __mmask16, 16)
+FNN_CONV3X3_PLANE(f64, double, __mmask8, 8)
+
+#endif /* FNN_X86_64 */
