@@ -54,6 +54,14 @@ cdef inline void plane_grad_weight_wide(const fnn_plane_geom *gp, const floating
         fnn_plane_grad_weight_wide_f64(gp, dy, dys, xp, xs, lanes)
 
 
+cdef inline void plane_grad_weight_unpadded(const fnn_plane_geom *pg, const floating *dy,
+                                            const floating *x, floating *lanes) noexcept nogil:
+    if floating is float:
+        fnn_plane_grad_weight_unpadded_f32(pg, dy, x, lanes)
+    else:
+        fnn_plane_grad_weight_unpadded_f64(pg, dy, x, lanes)
+
+
 cdef inline void plane_pad(const fnn_plane_geom *pg, const floating *x, floating *xp, fnn_int xs) noexcept nogil:
     if floating is float:
         fnn_plane_pad_f32(pg, x, xp, xs)
@@ -84,7 +92,7 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
     cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_conv_reads_padding_itself(&pg)
+    cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
                      and all_finite(w, g.c_out * taps))
     cdef floating *xp = NULL
     cdef int failed = 0
@@ -128,7 +136,7 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co, t, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
-    cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_conv_reads_padding_itself(&fg)
+    cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_reads_padding_itself(&fg)
                      and all_finite(w, g.c_out * taps))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL
@@ -159,6 +167,9 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                         plane_pad(&fg, dy + (img * g.c_out + ci * g.cout_g + j) * g.p, xp + j * pe, gp.w)
                     plane_conv(&gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             elif gather:
+                if item + 1 < items:  # the next item's dY planes (in order: dy is NCHW)
+                    fnn_prefetch(dy + (img * g.c_out + ci * g.cout_g) * g.p + g.cout_g * g.p,
+                                 g.cout_g * g.p * sizeof(floating))
                 plane_conv(&fg, dy + (img * g.c_out + ci * g.cout_g) * g.p, g.cout_g, g.p,
                            wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             else:
@@ -204,6 +215,7 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, items)
+    cdef bint unpadded = fnn_plane_reads_padding_itself(&pg)
     rows_geom.h = rows_geom.h_out = g.h_out
     rows_geom.w = rows_geom.w_out = g.w_out
     rows_geom.kh = rows_geom.kw = rows_geom.sh = rows_geom.sw = rows_geom.dh = rows_geom.dw = 1
@@ -227,13 +239,21 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
             memset(lanes, 0, (co_end - co0) * lane_elems * sizeof(floating))
             memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
             for img in range(g.n):
-                plane_pad(&pg, x + (img * g.c_in + grp) * plane_in, xp, xs)
+                if unpadded:
+                    if img + 1 < g.n:
+                        fnn_prefetch(x + ((img + 1) * g.c_in + grp) * plane_in, plane_in * sizeof(floating))
+                        fnn_prefetch(dy + ((img + 1) * g.c_out + co0) * g.p, (co_end - co0) * g.p * sizeof(floating))
+                else:
+                    plane_pad(&pg, x + (img * g.c_in + grp) * plane_in, xp, xs)
                 for co in range(co0, co_end):
                     at = (img * g.c_out + co) * g.p
-                    # The kernel reads whole vectors: up to wc - w_out elements past the
+                    # The wide kernel reads whole vectors: up to wc - w_out elements past the
                     # plane's last row, and those columns' lanes are never summed. That is
                     # inside the array but for the last plane, which is copied first.
-                    if at + g.p + wc - g.w_out <= dy_total:
+                    if unpadded:
+                        plane_grad_weight_unpadded(&pg, dy + at, x + (img * g.c_in + grp) * plane_in,
+                                                   lanes + (co - co0) * lane_elems)
+                    elif at + g.p + wc - g.w_out <= dy_total:
                         plane_grad_weight_wide(&gp, dy + at, g.w_out, xp, xs,
                                                lanes + (co - co0) * lane_elems)
                     else:

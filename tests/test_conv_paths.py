@@ -25,6 +25,43 @@ CASES = {
     "dilated": ((1, 3, 21, 35), (3, 1, 3, 3), 1, 2, 2, 3),
     "strided": ((2, 2, 17, 40), (2, 1, 3, 3), 2, 1, 1, 2),
     "no_padding": ((1, 1, 12, 50), (3, 1, 3, 3), 1, 0, 1, 1),
+    # fnn_direct_avx512.c (3x3, stride 1, dilation 1; the avx512 path): rows 8, then 4, then
+    # one at a time; columns in vectors of 16 (float32) / 8 (float64), the last one masked;
+    # padding read through masks. Comments: y's h_out x w_out; the stride-1 input gradient
+    # runs the same kernel on dY with padding 2 - p, for a dX of H x W.
+    "k3_h8_w16": ((2, 2, 8, 16), (2, 1, 3, 3), 1, 1, 1, 2),                  # 8 x 16
+    "k3_h16_w33": ((1, 2, 16, 33), (2, 1, 3, 3), 1, 1, 1, 2),                # 16 x 33
+    "k3_h9_w17_pad0": ((1, 2, 11, 19), (2, 1, 3, 3), 1, 0, 1, 2),            # 9 x 17; dX 11 x 19
+    "k3_h11_w15_pad2": ((1, 2, 9, 13), (2, 1, 3, 3), 1, 2, 1, 2),            # 11 x 15; dX 9 x 13
+    "k3_h6_w17_pad2": ((1, 2, 4, 15), (2, 1, 3, 3), 1, 2, 1, 2),             # last vector: 1 column
+    "k3_h12_w31_pad3": ((1, 2, 8, 27), (2, 1, 3, 3), 1, 3, 1, 2),            # 12 x 31; dX cropped
+    "k3_h8_w17_pad3": ((1, 2, 4, 13), (2, 1, 3, 3), 1, 3, 1, 2),             # empty masks at column 16
+    "k3_h4_w33_pad13": ((1, 2, 4, 29), (2, 1, 3, 3), 1, (1, 3), 1, 2),       # empty masks at column 32
+    "k3_h13_w56": ((1, 2, 13, 56), (2, 1, 3, 3), 1, 1, 1, 2),                # 13 x 56
+    "k3_h15_w8": ((2, 2, 15, 8), (2, 1, 3, 3), 1, 1, 1, 2),                  # 15 x 8
+    "k3_h2_w5": ((2, 3, 2, 5), (3, 1, 3, 3), 1, 1, 1, 3),                    # 2 x 5
+    "k3_h1_w4": ((1, 2, 1, 4), (2, 1, 3, 3), 1, 1, 1, 2),                    # 1 x 4
+    "k3_h5_w7_pad20": ((1, 2, 3, 9), (2, 1, 3, 3), 1, (2, 0), 1, 2),         # 5 x 7; dX 3 x 9
+    "k3_h5_w31_pad02": ((1, 2, 7, 29), (2, 1, 3, 3), 1, (0, 2), 1, 2),       # 5 x 31; dX 7 x 29
+    "k3_h7_w17_pad31": ((2, 2, 3, 17), (2, 1, 3, 3), 1, (3, 1), 1, 2),       # rows all padding
+    "k3_h3_w104_pad_wide": ((1, 1, 3, 40), (1, 1, 3, 3), 1, (1, 33), 1, 1),  # 33 columns of padding
+    "k3_multiplier_2": ((2, 3, 9, 20), (6, 1, 3, 3), 1, 1, 1, 3),            # 9 x 20, 2 planes per dX
+    "k3_one_in_3_out": ((2, 1, 11, 17), (3, 1, 3, 3), 1, 1, 1, 1),           # 11 x 17
+    "k3_one_in_7_out": ((1, 1, 18, 14), (7, 1, 3, 3), 1, 2, 1, 1),           # 20 x 16; dX 18 x 14
+    # direct_grad_weight_wide (column stride 1, finite dY): items of up to 8 output channels of
+    # a group; taps in passes of 9/6/3 (avx512/avx2/portable); the array's last dY plane is
+    # copied when w_out is not a whole number of vectors. 8+ outputs per 1-channel group run
+    # the GEMM forward.
+    "wgrad_1x1": ((2, 1, 9, 21), (1, 1, 1, 1), 1, 0, 1, 1),                  # 9 x 21
+    "wgrad_cout3_stride21": ((1, 3, 15, 16), (9, 1, 3, 3), (2, 1), 1, 1, 3),  # 8 x 16, batch 1
+    "wgrad_cout8_dil21": ((2, 1, 13, 24), (8, 1, 3, 3), 1, 1, (2, 1), 1),    # 11 x 24
+    "wgrad_cout9_5x3_dil12": ((1, 2, 12, 19), (18, 1, 5, 3), 1, 2, (1, 2), 2),  # 12 x 19, batch 1
+    "wgrad_cout17_7x7": ((1, 1, 10, 29), (17, 1, 7, 7), 1, 3, 1, 1),         # 10 x 29, batch 1
+    "wgrad_7x7_stride21": ((2, 2, 17, 27), (2, 1, 7, 7), (2, 1), 3, 1, 2),   # 9 x 27
+    "wgrad_5x3_stride21_dil21": ((1, 3, 20, 18), (3, 1, 5, 3), (2, 1), (1, 0), (2, 1), 3),  # 7 x 16
+    # 1 input channel, 8+ outputs: the GEMM forward; stride 2: the edge-aware weight gradient
+    "gemm1_cout8_stride2": ((2, 1, 11, 14), (8, 1, 3, 3), 2, (0, 2), 1, 1),
+    "gemm1_cout12_pad0": ((2, 1, 9, 13), (12, 1, 3, 3), 1, 0, 1, 1),
 }
 
 
@@ -90,6 +127,123 @@ def test_direct_edges_keep_padding_absent(cpu_path, dtype):
     np.testing.assert_array_equal(np.isnan(gw), np.isnan(gw_want))
     np.testing.assert_array_equal(gw[np.isfinite(gw_want)], gw_want[np.isfinite(gw_want)])
 
+
+
+def at_threads(threads, call):
+    """call() on a team of `threads` with the serial threshold at 0."""
+    fastnn.set_num_threads(threads)
+    before = _runtime.serial_threshold
+    _runtime.serial_threshold = 0
+    try:
+        return call()
+    finally:
+        _runtime.serial_threshold = before
+        fastnn.set_num_threads(None)
+
+
+# (x shape, w shape, padding, groups) for 3x3 stride-1 convs with a NaN or Inf weight: padding
+# 0 reads no padding (the avx512 3x3 kernel multiplies every tap); otherwise the forward's
+# padding must stay absent (the 3x3 kernel, which reads padding as 0 * w, is not used), and
+# the input gradient's flipped-kernel convolution reads dY's padding 2 - p (p = 2: none, 3: a crop).
+NONFINITE_3X3 = {
+    "depthwise_pad0": ((1, 2, 9, 20), (2, 1, 3, 3), 0, 2),
+    "depthwise_pad1": ((2, 2, 9, 20), (2, 1, 3, 3), 1, 2),
+    "depthwise_pad2": ((1, 2, 9, 20), (2, 1, 3, 3), 2, 2),
+    "depthwise_pad3": ((1, 2, 9, 20), (2, 1, 3, 3), 3, 2),
+    "depthwise_pad02": ((1, 2, 12, 20), (2, 1, 3, 3), (0, 2), 2),
+    "one_in_3_out_pad1": ((1, 1, 13, 18), (3, 1, 3, 3), 1, 1),
+}
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(NONFINITE_3X3))
+def test_direct_3x3_nonfinite_weight_matches_reference(compiled_only, cpu_path, case, dtype, value):
+    """A NaN or Inf weight: y and every gradient equal the reference's, NaN and Inf positions
+    included (padding is absent, never 0 * Inf or 0 * NaN)."""
+    x_shape, w_shape, padding, groups = NONFINITE_3X3[case]
+    rng = np.random.default_rng(20 + sorted(NONFINITE_3X3).index(case))
+    x, w = small_ints(rng, x_shape, dtype), small_ints(rng, w_shape, dtype)
+    w[-1, 0, 0, 0] = value  # the corner tap: only padding meets it in the first row and column
+    w[0, 0, 1, 2] = 5
+    b = small_ints(rng, w_shape[:1], dtype)
+    y_shape = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, padding, 1, groups).shape
+    dy = small_ints(rng, y_shape, dtype)
+    want = expected_all(x, w, b, dy, 1, padding, 1, groups)
+    assert not np.isfinite(want[0]).all() and np.isfinite(want[0]).any()
+    for threads in (1, 3):
+        got = at_threads(threads, lambda: run_all(x, w, b, dy, 1, padding, 1, groups))
+        for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
+            assert g.dtype == dtype
+            np.testing.assert_array_equal(g, e, err_msg=f"{case} {name} threads={threads}")
+
+
+# (x shape, w shape, stride, padding, dilation, groups): column stride 1, so a finite dY runs
+# direct_grad_weight_wide; an Inf or NaN in dY sends the weight gradient to the edge-aware kernel.
+NONFINITE_DY = {
+    "nine_per_group": ((2, 2, 7, 19), (18, 1, 3, 3), 1, 1, 1, 2),
+    "depthwise_5x3_stride21": ((1, 3, 11, 21), (3, 1, 5, 3), (2, 1), 2, 1, 3),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(NONFINITE_DY))
+def test_grad_weight_nonfinite_dy_matches_reference(compiled_only, cpu_path, case, dtype):
+    x_shape, w_shape, stride, padding, dilation, groups = NONFINITE_DY[case]
+    rng = np.random.default_rng(30 + sorted(NONFINITE_DY).index(case))
+    x, w = small_ints(rng, x_shape, dtype), small_ints(rng, w_shape, dtype)
+    b = small_ints(rng, w_shape[:1], dtype)
+    y_shape = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride, padding,
+                               dilation, groups).shape
+    dy = small_ints(rng, y_shape, dtype)
+    dy[0, 1, 0, 0] = np.inf  # a corner: the taps that would read it against padding are absent
+    dy[-1, -1, -1, -1] = np.nan
+    want = expected_all(x, w, b, dy, stride, padding, dilation, groups)
+    assert not np.isfinite(want[2]).all() and np.isfinite(want[2]).any()
+    for threads in (1, 3):
+        got = at_threads(threads, lambda: run_all(x, w, b, dy, stride, padding, dilation, groups))
+        for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
+            assert g.dtype == dtype
+            np.testing.assert_array_equal(g, e, err_msg=f"{case} {name} threads={threads}")
+
+
+# conv2d_backward's bias gradient: summed in the weight-gradient pass when both are asked for
+# (direct_grad_weight_wide, the edge-aware direct kernel, or after the GEMM's), on its own
+# otherwise. (x shape, w shape, stride, padding, dilation, groups)
+BIAS_CASES = {
+    "direct_wide": ((2, 3, 9, 21), (3, 1, 3, 3), 1, 1, 1, 3),
+    "direct_wide_9_per_group": ((2, 2, 6, 17), (18, 1, 3, 3), 1, 1, 1, 2),
+    "direct_col_stride2": ((2, 2, 9, 21), (4, 1, 3, 3), (1, 2), 1, 1, 2),
+    "gemm": ((2, 3, 8, 11), (5, 3, 3, 3), 1, 1, 1, 1),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(BIAS_CASES))
+def test_backward_flags_and_bias_grad(compiled_only, cpu_path, case, dtype):
+    x_shape, w_shape, stride, padding, dilation, groups = BIAS_CASES[case]
+    rng = np.random.default_rng(40 + sorted(BIAS_CASES).index(case))
+    x, w = small_ints(rng, x_shape, dtype), small_ints(rng, w_shape, dtype)
+    y_shape = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride, padding,
+                               dilation, groups).shape
+    dy = small_ints(rng, y_shape, dtype)
+    want_gi, want_gw, _ = reference.conv2d_backward(
+        dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), stride, padding, dilation, groups)
+    want = (want_gi, want_gw, dy.astype(np.float64).sum(axis=(0, 2, 3)))
+    assert np.abs(want[2]).min() > 0  # every channel's sum nonzero: an unwritten one shows
+    for flags in ((True, False, True), (True, True, True), (False, True, True), (False, False, True),
+                  (True, True, False), (False, True, False), (True, False, False)):
+        for threads in (1, 3):
+            got = at_threads(threads, lambda: fastnn.conv2d_backward(
+                dy, x, w, stride, padding, dilation, groups, needs_input_grad=flags[0],
+                needs_weight_grad=flags[1], needs_bias_grad=flags[2]))
+            for name, asked, g, e in zip(("grad_input", "grad_weight", "grad_bias"), flags, got, want):
+                msg = f"{case} {name} flags={flags} threads={threads}"
+                if not asked:
+                    assert g is None, msg
+                    continue
+                assert g.dtype == dtype, msg
+                np.testing.assert_array_equal(g, e, err_msg=msg)
 
 # ---- implicit-GEMM paths (C_in/groups > 1): fnn_im2col.c packers and the driver forms ----
 #
@@ -190,3 +344,27 @@ def test_grad_input_inf_weight_keeps_padding_absent(cpu_path, dtype):
     gi_want = reference.conv2d_backward(dy, x, w, 1, 1)[0]
     np.testing.assert_array_equal(np.isnan(gi), np.isnan(gi_want))
     np.testing.assert_array_equal(gi[np.isfinite(gi_want)], gi_want[np.isfinite(gi_want)])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("padding", [0, 1, (0, 2), (2, 0)], ids=["p0", "p1", "p02", "p20"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_channel_many_out_nonfinite_weight(request, cpu_path, dtype, padding, value):
+    """1 input channel, 8+ outputs (the GEMM forward): a NaN or Inf weight where padding would
+    meet it sends the forward to the reference; without padding the GEMM runs with it. Either
+    way y and the gradients equal the reference's, NaN and Inf positions included."""
+    if padding == 0:
+        request.getfixturevalue("compiled_only")
+    rng = np.random.default_rng(50)
+    x, w = small_ints(rng, (2, 1, 9, 13), dtype), small_ints(rng, (9, 1, 3, 3), dtype)
+    w[3, 0, 0, 0] = value
+    b = small_ints(rng, (9,), dtype)
+    y_shape = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, padding).shape
+    dy = small_ints(rng, y_shape, dtype)
+    want = expected_all(x, w, b, dy, 1, padding, 1, 1)
+    assert not np.isfinite(want[0]).all()
+    for threads in (1, 3):
+        got = at_threads(threads, lambda: run_all(x, w, b, dy, 1, padding, 1, 1))
+        for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
+            assert g.dtype == dtype
+            np.testing.assert_array_equal(g, e, err_msg=f"{padding} {name} threads={threads}")

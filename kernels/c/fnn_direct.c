@@ -92,9 +92,13 @@ void fnn_conv3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_i
                                   const float *wt, const float *bias, float *y);
 void fnn_conv3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                                   const double *wt, const double *bias, double *y);
+void fnn_grad_weight3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *dy, const float *x,
+                                         float *lanes);
+void fnn_grad_weight3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *dy, const double *x,
+                                         double *lanes);
 #endif
 
-int fnn_plane_conv_reads_padding_itself(const fnn_plane_geom *g)
+int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 {
 #ifdef FNN_X86_64
     return fnn_active_isa() == FNN_ISA_AVX512 && g->kh == 3 && g->kw == 3 && g->sh == 1 &&
@@ -115,7 +119,7 @@ void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn
                         const float *wt, const float *bias, float *y)
 {
 #ifdef FNN_X86_64
-    if (fnn_plane_conv_reads_padding_itself(g) && padding_as_zero_float(g, wt, 9 * nc)) {
+    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_float(g, wt, 9 * nc)) {
         fnn_conv3x3_plane_f32_avx512(g, x, nc, xs, wt, bias, y);
         return;
     }
@@ -127,12 +131,32 @@ void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fn
                         const double *wt, const double *bias, double *y)
 {
 #ifdef FNN_X86_64
-    if (fnn_plane_conv_reads_padding_itself(g) && padding_as_zero_double(g, wt, 9 * nc)) {
+    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_double(g, wt, 9 * nc)) {
         fnn_conv3x3_plane_f64_avx512(g, x, nc, xs, wt, bias, y);
         return;
     }
 #endif
     FNN_DISPATCH(conv_f64, (g, x, nc, xs, wt, bias, y))
+}
+
+void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
+                                        float *lanes)
+{
+#ifdef FNN_X86_64
+    fnn_grad_weight3x3_plane_f32_avx512(g, dy, x, lanes);
+#else
+    (void)g, (void)dy, (void)x, (void)lanes;
+#endif
+}
+
+void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,
+                                        double *lanes)
+{
+#ifdef FNN_X86_64
+    fnn_grad_weight3x3_plane_f64_avx512(g, dy, x, lanes);
+#else
+    (void)g, (void)dy, (void)x, (void)lanes;
+#endif
 }
 
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx)

@@ -63,9 +63,10 @@ void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn
 void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                         const double *wt, const double *bias, double *y);
 
-/* Whether fnn_plane_conv handles this geometry's padding by itself at the active
- * instruction-set level, without a zero-padded copy (fnn_plane_pad) being any faster. */
-int fnn_plane_conv_reads_padding_itself(const fnn_plane_geom *g);
+/* Whether the active instruction-set level has kernels that read this geometry's padding
+ * themselves (AVX-512, 3x3, stride and dilation 1): fnn_plane_conv then needs no zero-padded
+ * copy (fnn_plane_pad), and fnn_plane_grad_weight_unpadded may be called. */
+int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
 
 /* dx += the transposed convolution of dy with wt (dx is not cleared): any stride. */
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx);
@@ -102,6 +103,12 @@ void fnn_plane_grad_weight_wide_f32(const fnn_plane_geom *g, const float *dy, fn
                                     const float *xp, fnn_int xs, float *lanes);
 void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
                                     const double *xp, fnn_int xs, double *lanes);
+/* The same lanes from the planes as they are (dy: h_out x w_out, x: h x w), for all-finite dy
+ * and only where fnn_plane_reads_padding_itself(g). */
+void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
+                                        float *lanes);
+void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,
+                                        double *lanes);
 
 #ifdef __cplusplus
 }

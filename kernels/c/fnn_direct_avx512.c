@@ -24,14 +24,17 @@
 #ifdef FNN_X86_64
 #include <immintrin.h>
 
-/* Bits [lo, hi) of a lane mask (empty when hi <= lo). */
+/* Bits [lo, hi) of a 32-bit lane mask, the bounds clamped to [0, 32] first (a shift by 32
+ * or more, or by a negative count, is undefined). */
 static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
 {
     unsigned below_hi, below_lo;
+    lo = lo < 0 ? 0 : lo > 32 ? 32 : lo;
+    hi = hi < 0 ? 0 : hi > 32 ? 32 : hi;
     if (hi <= lo)
         return 0u;
-    below_hi = hi >= 32 ? 0xFFFFFFFFu : (1u << hi) - 1u;
-    below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+    below_hi = hi == 32 ? 0xFFFFFFFFu : (1u << hi) - 1u;
+    below_lo = (1u << lo) - 1u; /* lo < hi <= 32 */
     return below_hi & ~below_lo;
 }
 
@@ -114,11 +117,71 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
         }                                                                                           \
     }
 
+/*
+ * The weight gradient's lanes of one plane pair (see fnn_plane_grad_weight_lanes; here the
+ * lanes are wc = w_out rounded up to whole vectors apart, as fnn_plane_grad_weight_wide
+ * lays them out): lanes[t*wc + ow] += sum over output rows oh, in order, of dy[oh, ow] *
+ * x[oh - pt + a, ow - pl + b], t = a*3 + b, taps inside the plane only. Input rows go in
+ * order, each loaded once as three shifted vectors and multiplied by the (up to) three dY
+ * rows that read it, so the nine accumulators of a column vector stay in registers down
+ * the plane. A padded column is a masked 0 times dY: callers pass all-finite dY. Lanes
+ * past w_out hold junk and are never summed.
+ */
+#define FNN_GRAD_WEIGHT3X3_PLANE(SFX, T, VT, MASKT, LANES, LOADZ, LOADU, STOREU, FMADD)               \
+    FNN_TARGET_AVX512 void fnn_grad_weight3x3_plane_##SFX##_avx512(                                  \
+        const fnn_plane_geom *g, const T *FNN_RESTRICT dy, const T *FNN_RESTRICT x,                 \
+        T *FNN_RESTRICT lanes)                                                                      \
+    {                                                                                               \
+        const fnn_int wc = (g->w_out + LANES - 1) / LANES * LANES;                                  \
+        fnn_int j, ih, ih_lo, ih_hi, b;                                                             \
+        int a, t;                                                                                   \
+        MASKT mask[3], dmask;                                                                       \
+        VT acc[9], xv[3], d;                                                                        \
+        /* input rows read by some output row: oh - pt + a for oh < h_out, a < 3 */                 \
+        ih_lo = -g->pt > 0 ? -g->pt : 0;                                                            \
+        ih_hi = g->h_out - 1 - g->pt + 3 < g->h ? g->h_out - 1 - g->pt + 3 : g->h;                  \
+        for (j = 0; j < g->w_out; j += LANES) {                                                     \
+            const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;                          \
+            const T *FNN_RESTRICT xc = x + j - g->pl;                                               \
+            for (b = 0; b < 3; b++)                                                                 \
+                mask[b] = (MASKT)fnn_span_mask(g->pl - j - b, g->w + g->pl - j - b) &               \
+                          (MASKT)fnn_span_mask(0, n);                                               \
+            dmask = (MASKT)fnn_span_mask(0, n);                                                     \
+            FNN_UNROLL(9)                                                                           \
+            for (t = 0; t < 9; t++)                                                                 \
+                acc[t] = LOADU(lanes + t * wc + j);                                                 \
+            for (ih = ih_lo; ih < ih_hi; ih++) {                                                    \
+                const T *FNN_RESTRICT xr = xc + ih * g->w;                                          \
+                xv[0] = LOADZ(mask[0], xr);                                                         \
+                xv[1] = LOADZ(mask[1], xr + 1);                                                     \
+                xv[2] = LOADZ(mask[2], xr + 2);                                                     \
+                /* row ih is kernel row a of output row oh = ih + pt - a */                         \
+                FNN_UNROLL(3)                                                                       \
+                for (a = 0; a < 3; a++) {                                                           \
+                    const fnn_int oh = ih + g->pt - a;                                              \
+                    if ((size_t)oh >= (size_t)g->h_out)                                             \
+                        continue;                                                                   \
+                    d = LOADZ(dmask, dy + oh * g->w_out + j);                                       \
+                    acc[3 * a] = FMADD(d, xv[0], acc[3 * a]);                                       \
+                    acc[3 * a + 1] = FMADD(d, xv[1], acc[3 * a + 1]);                               \
+                    acc[3 * a + 2] = FMADD(d, xv[2], acc[3 * a + 2]);                               \
+                }                                                                                   \
+            }                                                                                       \
+            FNN_UNROLL(9)                                                                           \
+            for (t = 0; t < 9; t++)                                                                 \
+                STOREU(lanes + t * wc + j, acc[t]);                                                 \
+        }                                                                                           \
+    }
+
 FNN_CONV3X3_ROWS(f32, float, __m512, __mmask16, _mm512_setzero_ps, _mm512_set1_ps,
                  _mm512_maskz_loadu_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_mask_storeu_ps)
 FNN_CONV3X3_ROWS(f64, double, __m512d, __mmask8, _mm512_setzero_pd, _mm512_set1_pd,
                  _mm512_maskz_loadu_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_mask_storeu_pd)
 FNN_CONV3X3_PLANE(f32, float, __mmask16, 16)
 FNN_CONV3X3_PLANE(f64, double, __mmask8, 8)
+FNN_GRAD_WEIGHT3X3_PLANE(f32, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_loadu_ps,
+                         _mm512_storeu_ps, _mm512_fmadd_ps)
+FNN_GRAD_WEIGHT3X3_PLANE(f64, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_loadu_pd,
+                         _mm512_storeu_pd, _mm512_fmadd_pd)
 
 #endif /* FNN_X86_64 */
