@@ -423,7 +423,9 @@ cdef int run_forward(const ConvGeom *g, cnp.ndarray x, cnp.ndarray w, object bia
     reference's tap-by-tap path."""
     cdef cnp.ndarray b = bias
     cdef int rc
-    cdef bint direct = g.cin_g == 1 and g.cout_g < 8
+    # One input channel with many outputs: the GEMM's register tiles share each packed input
+    # among outputs, which the direct kernels, one output plane at a time, do not.
+    cdef bint direct = (g.cin_g == 1 and g.cout_g < 8) or small_direct(g)
     cdef bint is_f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     if not direct and reads_padding(g):
         if not (all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size)):
@@ -462,7 +464,7 @@ def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple strid
     cdef ConvGeom g = make_geom(dx.shape, w.shape, stride, pad, dil, groups, dy.shape)
     cdef ConvGeom gt
     cdef int rc
-    cdef bint direct = g.cin_g == 1
+    cdef bint direct = g.cin_g == 1 or small_direct(&g)
     cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
     cdef bint as_forward = False
     # (With no output channels the forward form's reduction is empty and it would write nothing.)
@@ -502,8 +504,9 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
     padding would meet an Inf or NaN in dy (see conv2d_forward)."""
     cdef ConvGeom g = make_geom(x.shape, dw.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
-    cdef bint direct = g.cin_g == 1
     cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
+    cdef bint direct = g.cin_g == 1 or (small_direct(&g) and (
+        all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)))
     if not direct and reads_padding(&g):
         if not (all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)):
             return False

@@ -1,6 +1,13 @@
-# Direct convolution for output channels that each read one input channel (C_in / groups == 1:
-# depthwise, and 1-channel inputs), where the reduction is only kH*kW long: whole planes go to
-# the C kernels in kernels/c/fnn_direct.c, one plane per work item.
+# Direct convolution, for output channels that each read one input channel (C_in / groups
+# == 1: depthwise, and 1-channel inputs), where the reduction is only kH*kW long, and for
+# groups of a few input channels where the active level has a kernel that reads padding
+# itself (small_direct: AVX-512, 3x3, stride and dilation 1): whole planes go to the C
+# kernels in kernels/c/fnn_direct.c, one output plane per work item.
+
+# Input channels per group up to which small_direct convolutions skip the GEMM path: its
+# packing costs more than the arithmetic there (a 3-channel first layer on a small image).
+cdef fnn_int SMALL_DIRECT_CIN = 4
+
 
 cdef inline fnn_plane_geom plane_geom(const ConvGeom *g) noexcept nogil:
     cdef fnn_plane_geom pg
@@ -81,74 +88,89 @@ cdef inline fnn_int padded_elems(const fnn_plane_geom *pg, fnn_int itemsize) noe
     return gp.h * gp.w + FNN_PLANE_SLACK_BYTES // itemsize
 
 
+cdef inline bint small_direct(const ConvGeom *g) noexcept nogil:
+    """Whether a convolution with a few input channels per group runs on the direct kernels."""
+    cdef fnn_plane_geom pg = plane_geom(g)
+    return g.cin_g <= SMALL_DIRECT_CIN and fnn_plane_reads_padding_itself(&pg) != 0
+
+
 cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floating *w,
                              const floating *bias, floating *y, int nthreads) noexcept nogil:
-    """Items are (image, input channel): output channels ci*C_out/groups.. each read input
-    channel ci. Where the kernel reads padding and the weights are all finite, the item
-    first copies its input plane zero-padded (padding * weight is then an exact 0), so the
-    C kernel never meets an edge; Inf/NaN weights take the edge-aware kernel directly."""
+    """Items are (image, output channel) planes, each summing its group's input channels.
+    Where the kernel reads padding, the weights are all finite and the active level's kernel
+    does not read padding itself, the item first copies its input planes zero-padded
+    (padding * weight is then an exact 0), so the C kernel never meets an edge; Inf/NaN
+    weights take the edge-aware kernel directly."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
-    cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co
+    cdef fnn_int items = g.n * g.c_out, item, img, co, c, pe = 0
+    cdef const floating *xg
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
-                     and all_finite(w, g.c_out * taps))
+                     and all_finite(w, g.c_out * g.kg))
     cdef floating *xp = NULL
     cdef int failed = 0
     cdef int *failed_p = &failed
     gp = fnn_plane_padded_geom(&pg)
+    if pad:
+        pe = padded_elems(&pg, sizeof(floating))
     with parallel(num_threads=max(team, 1)):
         _note_team()
         if pad:
-            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, padded_elems(&pg, sizeof(floating)) * sizeof(floating))
+            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cin_g * pe * sizeof(floating))
             if xp == NULL:
                 failed_p[0] = 1
         for item in prange(items, schedule='static'):
-            img = item // g.c_in
-            ci = item - img * g.c_in
+            img = item // g.c_out
+            co = item - img * g.c_out
+            xg = x + (img * g.c_in + (co // g.cout_g) * g.cin_g) * plane_in
             if not pad:
-                if item + 1 < items:
-                    fnn_prefetch(x + (item + 1) * plane_in, plane_in * sizeof(floating))
-                for j in range(g.cout_g):
-                    co = ci * g.cout_g + j
-                    plane_conv(&pg, x + item * plane_in, 1, 0, w + co * taps,
-                               bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+                # the next group's planes (the same ones again for the group's next channels)
+                if co % g.cout_g == g.cout_g - 1 and item + 1 < items:
+                    fnn_prefetch(xg + g.cin_g * plane_in, g.cin_g * plane_in * sizeof(floating))
+                plane_conv(&pg, xg, g.cin_g, plane_in, w + co * g.kg,
+                           bias + co if bias != NULL else NULL, y + item * g.p)
             elif xp != NULL:
-                plane_pad(&pg, x + item * plane_in, xp, gp.w)
-                for j in range(g.cout_g):
-                    co = ci * g.cout_g + j
-                    plane_conv(&gp, xp, 1, 0, w + co * taps,
-                               bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+                for c in range(g.cin_g):
+                    plane_pad(&pg, xg + c * plane_in, xp + c * pe, gp.w)
+                plane_conv(&gp, xp, g.cin_g, pe, w + co * g.kg,
+                           bias + co if bias != NULL else NULL, y + item * g.p)
     return -1 if failed else 0
 
 
 cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const floating *w,
                                 floating *dx, int nthreads) noexcept nogil:
-    """Items are (image, input channel) planes of dx, each summing its output channels in order.
-    Stride 1 gathers (a convolution of the group's dY planes with flipped kernels, every dX
-    element written once from registers; the planes zero-padded first when the weights are
-    all finite, as in the forward); other strides scatter-add plane by plane."""
+    """Items are (image, input channel) planes of dx, each summing its group's output channels
+    in order. Stride 1 gathers (a convolution of the group's dY planes with flipped kernels,
+    every dX element written once from registers; the planes zero-padded first when the
+    weights are all finite and the kernel does not read padding itself, as in the forward);
+    other strides (C_in / groups == 1 only) scatter-add plane by plane."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
     cdef fnn_plane_geom gp
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
-    cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co, t, pe = 0
+    cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co, t, pe = 0, grp
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
     cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_reads_padding_itself(&fg)
-                     and all_finite(w, g.c_out * taps))
+                     and all_finite(w, g.c_out * g.kg))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL
     cdef int failed = 0
     cdef int *failed_p = &failed
     if gather:
-        wflip = <floating *>fnn_thread_scratch(FNN_SCRATCH_SHARED, g.c_out * taps * sizeof(floating))
+        # wflip[(ci*cout_g + j)*taps + t]: output channel j of ci's group, its kernel for ci
+        # flipped, so each dX plane's kernels are contiguous
+        wflip = <floating *>fnn_thread_scratch(FNN_SCRATCH_SHARED, g.c_out * g.kg * sizeof(floating))
         if wflip == NULL:
             return -1
-        for co in range(g.c_out):
-            for t in range(taps):
-                wflip[co * taps + t] = w[co * taps + taps - 1 - t]
+        for ci in range(g.c_in):
+            grp = ci // g.cin_g
+            for j in range(g.cout_g):
+                co = grp * g.cout_g + j
+                for t in range(taps):
+                    wflip[(ci * g.cout_g + j) * taps + t] = w[(co * g.cin_g + ci - grp * g.cin_g) * taps + taps - 1 - t]
     gp = fnn_plane_padded_geom(&fg)
     if pad:
         pe = padded_elems(&fg, sizeof(floating))
@@ -161,16 +183,17 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
         for item in prange(items, schedule='static'):
             img = item // g.c_in
             ci = item - img * g.c_in
+            grp = ci // g.cin_g
             if pad:
                 if xp != NULL:
                     for j in range(g.cout_g):
-                        plane_pad(&fg, dy + (img * g.c_out + ci * g.cout_g + j) * g.p, xp + j * pe, gp.w)
+                        plane_pad(&fg, dy + (img * g.c_out + grp * g.cout_g + j) * g.p, xp + j * pe, gp.w)
                     plane_conv(&gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             elif gather:
-                if item + 1 < items:  # the next item's dY planes (in order: dy is NCHW)
-                    fnn_prefetch(dy + (img * g.c_out + ci * g.cout_g) * g.p + g.cout_g * g.p,
+                if g.cin_g == 1 and item + 1 < items:  # the next item's dY planes (dy is NCHW)
+                    fnn_prefetch(dy + (img * g.c_out + grp * g.cout_g) * g.p + g.cout_g * g.p,
                                  g.cout_g * g.p * sizeof(floating))
-                plane_conv(&fg, dy + (img * g.c_out + ci * g.cout_g) * g.p, g.cout_g, g.p,
+                plane_conv(&fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
                            wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             else:
                 memset(dx + item * plane_in, 0, plane_in * sizeof(floating))
@@ -188,9 +211,10 @@ cdef fnn_int WIDE_CHANNELS_PER_ITEM = 8
 cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const floating *x,
                                  floating *dw, floating *db, int nthreads) noexcept nogil:
     """The stride-1 weight gradient, for all-finite dY: items are up to WIDE_CHANNELS_PER_ITEM
-    output channels of one group; per image, the group's input plane is zero-padded once into
-    rows of whole vectors and each channel's lanes (one per tap and output column, summed down
-    the rows of every image in order) gather in registers (fnn_plane_grad_weight_wide).
+    output channels of one group with one of its input channels; per image, the input plane
+    is zero-padded once into rows of whole vectors (unless the kernel reads padding itself)
+    and each output channel's lanes (one per tap and output column, summed down the rows of
+    every image in order) gather in registers (fnn_plane_grad_weight_wide / _unpadded).
     The lanes are then added across the columns in order: the same sums as the edge-aware
     kernel's, whatever the thread count. db (may be NULL) gets the bias gradient from the
     dY planes while they are in cache, summed as channel_sums_impl sums them."""
@@ -205,8 +229,10 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
     cdef fnn_int per_item = min(g.cout_g, WIDE_CHANNELS_PER_ITEM)
     cdef fnn_int blocks = ceil_div(g.cout_g, per_item)
-    cdef fnn_int items = g.groups * blocks, dy_total = g.n * g.c_out * g.p
-    cdef fnn_int item, grp, co, co0, co_end, img, t, ow, at
+    cdef fnn_int items = g.groups * blocks * g.cin_g, dy_total = g.n * g.c_out * g.p
+    cdef fnn_int item, grp, co, co0, co_end, img, t, ow, at, c
+    cdef const floating *xc
+    cdef floating *lane_co
     cdef double *bsums
     cdef floating *xp
     cdef floating *dyp
@@ -233,42 +259,42 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
         for item in prange(items, schedule='static'):
             if bsums == NULL:
                 continue
-            grp = item // blocks
-            co0 = grp * g.cout_g + (item - grp * blocks) * per_item
+            c = item % g.cin_g  # the input channel within the group
+            grp = item // (blocks * g.cin_g)
+            co0 = grp * g.cout_g + (item // g.cin_g - grp * blocks) * per_item
             co_end = min(co0 + per_item, (grp + 1) * g.cout_g)
             memset(lanes, 0, (co_end - co0) * lane_elems * sizeof(floating))
             memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
             for img in range(g.n):
-                if unpadded:
-                    if img + 1 < g.n:
-                        fnn_prefetch(x + ((img + 1) * g.c_in + grp) * plane_in, plane_in * sizeof(floating))
-                        fnn_prefetch(dy + ((img + 1) * g.c_out + co0) * g.p, (co_end - co0) * g.p * sizeof(floating))
-                else:
-                    plane_pad(&pg, x + (img * g.c_in + grp) * plane_in, xp, xs)
+                xc = x + (img * g.c_in + grp * g.cin_g + c) * plane_in
+                if not unpadded:
+                    plane_pad(&pg, xc, xp, xs)
+                elif img + 1 < g.n:
+                    fnn_prefetch(xc + g.c_in * plane_in, plane_in * sizeof(floating))
+                    fnn_prefetch(dy + ((img + 1) * g.c_out + co0) * g.p, (co_end - co0) * g.p * sizeof(floating))
                 for co in range(co0, co_end):
                     at = (img * g.c_out + co) * g.p
+                    lane_co = lanes + (co - co0) * lane_elems
                     # The wide kernel reads whole vectors: up to wc - w_out elements past the
                     # plane's last row, and those columns' lanes are never summed. That is
                     # inside the array but for the last plane, which is copied first.
                     if unpadded:
-                        plane_grad_weight_unpadded(&pg, dy + at, x + (img * g.c_in + grp) * plane_in,
-                                                   lanes + (co - co0) * lane_elems)
+                        plane_grad_weight_unpadded(&pg, dy + at, xc, lane_co)
                     elif at + g.p + wc - g.w_out <= dy_total:
-                        plane_grad_weight_wide(&gp, dy + at, g.w_out, xp, xs,
-                                               lanes + (co - co0) * lane_elems)
+                        plane_grad_weight_wide(&gp, dy + at, g.w_out, xp, xs, lane_co)
                     else:
                         plane_pad(&rows_geom, dy + at, dyp, wc)
-                        plane_grad_weight_wide(&gp, dyp, wc, xp, xs, lanes + (co - co0) * lane_elems)
-                    if db != NULL:
+                        plane_grad_weight_wide(&gp, dyp, wc, xp, xs, lane_co)
+                    if db != NULL and c == 0:
                         bsums[co - co0] = bsums[co - co0] + plane_sum(dy + at, g.p)
             for co in range(co0, co_end):
-                if db != NULL:
+                if db != NULL and c == 0:
                     db[co] = <floating>bsums[co - co0]
                 for t in range(taps):
                     s = 0
                     for ow in range(g.w_out):
                         s = s + lanes[(co - co0) * lane_elems + t * wc + ow]
-                    dw[co * taps + t] = s
+                    dw[(co * g.cin_g + c) * taps + t] = s
     return -1 if failed else 0
 
 
@@ -277,7 +303,8 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     """Items are output channels. Each keeps one lane per (tap, output column) summed down
     the rows of every image in order, then adds its lanes across the columns in order: the
     result does not depend on the thread count. x planes are zero-padded first when dY is
-    all finite (as in the forward)."""
+    all finite (as in the forward). Groups of more than one input channel come here only
+    as small_direct convolutions with all-finite dY, which the wide form takes."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w

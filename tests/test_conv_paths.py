@@ -1,10 +1,13 @@
-"""The direct (C_in/groups == 1) conv kernels' special paths, on every dispatch path and dtype.
+"""The direct conv kernels' special paths (C_in/groups == 1, and a few input channels per group
+with a 3x3 stride-1 kernel on AVX-512), on every dispatch path and dtype.
 
 fnn_direct.c runs planes in whole-vector column chunks with the last chunk overlapping, four
 output rows at a time; it zero-pads a plane first when the other operand is all finite, and
 otherwise handles the edges tap by tap; the stride-1 input gradient is a convolution of dY
-with the flipped kernel (a crop when the padding is wider than the kernel). These shapes
-put rows wider and narrower than one vector through each of those branches. Small integers
+with the flipped kernel (a crop when the padding is wider than the kernel). On AVX-512, 3x3
+stride-1 planes go to fnn_direct_avx512.c instead: 8, 4 and 1-row blocks, a masked last
+column vector, padding read through masks. These shapes put rows wider and narrower than one
+vector, and heights of every remainder, through each of those branches. Small integers
 make every result exact, so any dropped, repeated or misplaced term shows.
 """
 import numpy as np
@@ -62,6 +65,12 @@ CASES = {
     # 1 input channel, 8+ outputs: the GEMM forward; stride 2: the edge-aware weight gradient
     "gemm1_cout8_stride2": ((2, 1, 11, 14), (8, 1, 3, 3), 2, (0, 2), 1, 1),
     "gemm1_cout12_pad0": ((2, 1, 9, 13), (12, 1, 3, 3), 1, 0, 1, 1),
+    # a few input channels per group, 3x3 stride 1: the direct kernels on AVX-512
+    # (small_direct), the GEMM path elsewhere
+    "small_cin_3": ((2, 3, 16, 16), (8, 3, 3, 3), 1, 1, 1, 1),
+    "small_cin_2_groups": ((1, 4, 11, 19), (6, 2, 3, 3), 1, (2, 0), 1, 2),
+    "small_cin_4_crop": ((3, 4, 9, 17), (2, 4, 3, 3), 1, 0, 1, 1),
+    "small_cin_4_tall": ((1, 4, 21, 40), (9, 4, 3, 3), 1, 3, 1, 1),
 }
 
 
@@ -368,3 +377,37 @@ def test_one_channel_many_out_nonfinite_weight(request, cpu_path, dtype, padding
         for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
             assert g.dtype == dtype
             np.testing.assert_array_equal(g, e, err_msg=f"{padding} {name} threads={threads}")
+
+
+# (x shape, w shape, padding, groups): a few input channels per group, 3x3 stride 1. On
+# AVX-512 these run the direct kernels (small_direct): a NaN/Inf weight sends the planes that
+# read padding to the edge-aware kernel, an Inf/NaN in dY sends the weight gradient to the
+# GEMM path, which declines where padding would meet it (the reference then computes it).
+# Elsewhere they run the GEMM path. Whichever runs, the results equal the reference's.
+NONFINITE_SMALL_CIN = {
+    "three_in_pad1": ((2, 3, 10, 17), (4, 3, 3, 3), 1, 1),
+    "two_in_per_group_pad20": ((1, 4, 11, 9), (6, 2, 3, 3), (2, 0), 2),
+}
+
+
+@pytest.mark.parametrize("where", ["weight", "dy"])
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(NONFINITE_SMALL_CIN))
+def test_small_cin_nonfinite_matches_reference(cpu_path, case, dtype, value, where):
+    x_shape, w_shape, padding, groups = NONFINITE_SMALL_CIN[case]
+    rng = np.random.default_rng(40 + sorted(NONFINITE_SMALL_CIN).index(case))
+    x, w = small_ints(rng, x_shape, dtype), small_ints(rng, w_shape, dtype)
+    b = small_ints(rng, w_shape[:1], dtype)
+    y_shape = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, padding, 1, groups).shape
+    dy = small_ints(rng, y_shape, dtype)
+    if where == "weight":
+        w[-1, 0, 0, 0] = value  # the corner tap: only padding meets it in the first row and column
+    else:
+        dy[0, 1, 0, 0] = value
+    want = expected_all(x, w, b, dy, 1, padding, 1, groups)
+    for threads in (1, 3):
+        got = at_threads(threads, lambda: run_all(x, w, b, dy, 1, padding, 1, groups))
+        for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
+            assert g.dtype == dtype
+            np.testing.assert_array_equal(g, e, err_msg=f"{case} {where} {name} threads={threads}")
