@@ -126,9 +126,6 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
             co = item - img * g.c_out
             xg = x + (img * g.c_in + (co // g.cout_g) * g.cin_g) * plane_in
             if not pad:
-                # the next group's planes (the same ones again for the group's next channels)
-                if co % g.cout_g == g.cout_g - 1 and item + 1 < items:
-                    fnn_prefetch(xg + g.cin_g * plane_in, g.cin_g * plane_in * sizeof(floating))
                 plane_conv(&pg, xg, g.cin_g, plane_in, w + co * g.kg,
                            bias + co if bias != NULL else NULL, y + item * g.p)
             elif xp != NULL:
@@ -190,9 +187,6 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                         plane_pad(&fg, dy + (img * g.c_out + grp * g.cout_g + j) * g.p, xp + j * pe, gp.w)
                     plane_conv(&gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             elif gather:
-                if g.cin_g == 1 and item + 1 < items:  # the next item's dY planes (dy is NCHW)
-                    fnn_prefetch(dy + (img * g.c_out + grp * g.cout_g) * g.p + g.cout_g * g.p,
-                                 g.cout_g * g.p * sizeof(floating))
                 plane_conv(&fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
                            wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
             else:
@@ -269,9 +263,6 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
                 xc = x + (img * g.c_in + grp * g.cin_g + c) * plane_in
                 if not unpadded:
                     plane_pad(&pg, xc, xp, xs)
-                elif img + 1 < g.n:
-                    fnn_prefetch(xc + g.c_in * plane_in, plane_in * sizeof(floating))
-                    fnn_prefetch(dy + ((img + 1) * g.c_out + co0) * g.p, (co_end - co0) * g.p * sizeof(floating))
                 for co in range(co0, co_end):
                     at = (img * g.c_out + co) * g.p
                     lane_co = lanes + (co - co0) * lane_elems
@@ -345,3 +336,85 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
                         s = s + lanes[t * g.w_out + ow]
                     dw[co * taps + t] = s
     return -1 if failed else 0
+
+
+cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const floating *x,
+                                 const floating *w, floating *dx, floating *dw, floating *db,
+                                 int nthreads) noexcept nogil:
+    """All three gradients of a depthwise convolution (one input and one output channel per
+    group) in one pass over dY: items are channels, and per image the channel's dY plane,
+    once in cache, gives its dX plane (the flipped-kernel convolution), its weight-gradient
+    lanes and its bias sum. The separate passes would each read dY from memory. The sums are
+    theirs, in the same order. Only where fnn_plane_reads_padding_itself and dY is all finite."""
+    cdef fnn_plane_geom pg = plane_geom(g)
+    cdef fnn_plane_geom fg = flipped_geom(g)
+    cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
+    cdef fnn_int wc = round_up(g.w_out, vl)
+    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
+    cdef fnn_int c, img, t, ow, at, xat
+    cdef floating *scratch
+    cdef floating *wflip
+    cdef floating *lanes
+    cdef floating s
+    cdef double bsum
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
+    with parallel(num_threads=max(team, 1)):
+        _note_team()
+        # the channel's flipped kernel (taps, rounded to a vector), then its lanes
+        scratch = <floating *>fnn_thread_scratch(
+            FNN_SCRATCH_OWN, (round_up(taps, vl) + lane_elems) * sizeof(floating))
+        if scratch == NULL:
+            failed_p[0] = 1
+        wflip = scratch
+        lanes = scratch + round_up(taps, vl)
+        for c in prange(g.c_out, schedule='static'):
+            if scratch == NULL:
+                continue
+            for t in range(taps):
+                wflip[t] = w[c * taps + taps - 1 - t]
+            memset(lanes, 0, lane_elems * sizeof(floating))
+            bsum = 0
+            for img in range(g.n):
+                at = (img * g.c_out + c) * g.p
+                xat = (img * g.c_in + c) * plane_in
+                plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
+                plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
+                if db != NULL:
+                    bsum = bsum + plane_sum(dy + at, g.p)
+            if db != NULL:
+                db[c] = <floating>bsum
+            for t in range(taps):
+                s = 0
+                for ow in range(g.w_out):
+                    s = s + lanes[t * wc + ow]
+                dw[c * taps + t] = s
+    return -1 if failed else 0
+
+
+def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.ndarray dx,
+                              cnp.ndarray dw, cnp.ndarray db, tuple stride, tuple pad, tuple dil,
+                              fnn_int groups, int num_threads):
+    """dx, dw and db (db may be None) of a depthwise convolution in one pass, where
+    depthwise_backward_impl applies; returns False, computing nothing, elsewhere."""
+    cdef ConvGeom g = make_geom(x.shape, w.shape, stride, pad, dil, groups, dy.shape)
+    cdef fnn_plane_geom pg = plane_geom(&g)
+    cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
+    cdef int rc
+    if not (g.cin_g == 1 and g.cout_g == 1 and fnn_plane_reads_padding_itself(&pg)):
+        return False
+    if not (all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)):
+        return False
+    with nogil:
+        if is_f32:
+            rc = depthwise_backward_impl(&g, <float *>dy.data, <float *>x.data, <float *>w.data,
+                                         <float *>dx.data, <float *>dw.data,
+                                         <float *>db.data if db is not None else NULL, num_threads)
+        else:
+            rc = depthwise_backward_impl(&g, <double *>dy.data, <double *>x.data, <double *>w.data,
+                                         <double *>dx.data, <double *>dw.data,
+                                         <double *>db.data if db is not None else NULL, num_threads)
+    if rc != 0:
+        raise MemoryError("fastnn.conv2d_backward: could not allocate scratch buffers")
+    return True

@@ -139,15 +139,24 @@ def conv2d_backward_fast(grad_output, x, weight, stride, padding, dilation, grou
     dims[0] = g.c_out
     if needs_bias_grad:
         grad_bias = cnp.PyArray_EMPTY(1, dims, type_num, 0)
-    if needs_weight_grad:  # first: it may decline (Inf/NaN meeting padding), sending all down the full path
+    if needs_input_grad and needs_weight_grad:
+        grad_input = cnp.PyArray_EMPTY(4, (<cnp.ndarray>x).shape, type_num, 0)
         grad_weight = cnp.PyArray_EMPTY(4, (<cnp.ndarray>weight).shape, type_num, 0)
+        if conv2d_backward_depthwise(dy, <cnp.ndarray>x, <cnp.ndarray>weight, grad_input, grad_weight,
+                                     grad_bias, (g.sh, g.sw), (g.pt, g.pl), (g.dh, g.dw), g.groups,
+                                     nthreads):
+            return grad_input, grad_weight, grad_bias
+    if needs_weight_grad:  # first: it may decline (Inf/NaN meeting padding), sending all down the full path
+        if grad_weight is None:
+            grad_weight = cnp.PyArray_EMPTY(4, (<cnp.ndarray>weight).shape, type_num, 0)
         if not conv2d_grad_weight(dy, <cnp.ndarray>x, grad_weight, (g.sh, g.sw), (g.pt, g.pl),
                                   (g.dh, g.dw), g.groups, nthreads, grad_bias):
             return None
     elif needs_bias_grad:
         conv2d_grad_bias(dy, grad_bias, nthreads)
     if needs_input_grad:
-        grad_input = cnp.PyArray_EMPTY(4, (<cnp.ndarray>x).shape, type_num, 0)
+        if grad_input is None:
+            grad_input = cnp.PyArray_EMPTY(4, (<cnp.ndarray>x).shape, type_num, 0)
         conv2d_grad_input(dy, <cnp.ndarray>weight, grad_input, (g.sh, g.sw), (g.pt, g.pl),
                           (g.dh, g.dw), g.groups, nthreads)
     return grad_input, grad_weight, grad_bias

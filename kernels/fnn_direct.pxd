@@ -25,6 +25,5 @@ cdef extern from "fnn_direct.h" nogil:
                                             float *lanes)
     void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,
                                             double *lanes)
-    void fnn_prefetch(const void *p, fnn_int bytes)
     int FNN_PLANE_VECTOR_BYTES
     int FNN_PLANE_SLACK_BYTES
