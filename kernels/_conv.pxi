@@ -259,7 +259,7 @@ cdef int grad_input_as_forward(const ConvGeom *g, const ConvGeom *gt, const floa
     """Stride-1 grad_input as a forward convolution (see transposed_geom): the forward's
     packed GEMM runs at its full rate with no col2im scatter. W' is built in this thread's
     own scratch, which conv2d_forward_impl reads only while packing A, before its parallel
-    region asks that slot for its own buffers."""
+    region asks that slot for its own buffers (tile_forward_impl asks for none)."""
     cdef fnn_int taps = g.kh * g.kw
     cdef fnn_int gi, co, ci, a, b
     cdef const floating *src
@@ -275,6 +275,9 @@ cdef int grad_input_as_forward(const ConvGeom *g, const ConvGeom *gt, const floa
                 for a in range(g.kh):
                     for b in range(g.kw):
                         dst[-(a * g.kw + b)] = src[a * g.kw + b]
+    if floating is float:
+        if tiles_apply(gt, True):
+            return tile_forward_impl(gt, dy, wt, NULL, dx, nthreads)
     return conv2d_forward_impl(gt, dy, wt, NULL, dx, nthreads)
 
 
@@ -435,6 +438,9 @@ cdef int run_forward(const ConvGeom *g, cnp.ndarray x, cnp.ndarray w, object bia
             if direct:
                 rc = direct_forward_impl(g, <float *>x.data, <float *>w.data,
                                          <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
+            elif tiles_apply(g, True):
+                rc = tile_forward_impl(g, <float *>x.data, <float *>w.data,
+                                       <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)
             else:
                 rc = conv2d_forward_impl(g, <float *>x.data, <float *>w.data,
                                          <float *>b.data if bias is not None else NULL, <float *>y.data, num_threads)

@@ -15,6 +15,7 @@ from fnn_direct cimport *
 from fnn_elementwise cimport *
 from fnn_gemv cimport *
 from fnn_im2col cimport *
+from fnn_convtile cimport *
 
 cnp.import_array()
 
@@ -28,6 +29,7 @@ include "_runtime.pxi"
 include "_gemm.pxi"
 include "_conv.pxi"
 include "_conv_direct.pxi"
+include "_conv_tile.pxi"
 include "_conv_bias.pxi"
 include "_rnn.pxi"
 include "_fastpath.pxi"

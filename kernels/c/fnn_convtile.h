@@ -1,0 +1,35 @@
+/*
+ * Direct convolution tiles (fnn_convtile_avx512.c): one block of 32 output channels times up
+ * to FNN_CONVTILE_PIXELS output pixels of one row, from a zero-padded input, for float32
+ * convolutions with many channels on AVX-512 machines. No allocation, no threads.
+ */
+#ifndef FNN_CONVTILE_H
+#define FNN_CONVTILE_H
+
+#include "fnn_gemm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Output channels per tile (the rearranged weights' block) and pixels per tile at most. */
+#define FNN_CONVTILE_CHANNELS 32
+#define FNN_CONVTILE_PIXELS 14
+
+/* Whether the active instruction-set level has the tiles (AVX-512). */
+int fnn_convtile_available(void);
+
+/*
+ * y[o*ys + p] = bias[o] (0 without bias) + sum over c < cin, t < taps of
+ * wr[(c*taps + t)*32 + o] * x[c*cs + off[t] + p*sw], for o < oc_valid (<= 32), p < np
+ * (<= FNN_CONVTILE_PIXELS); sw 1 or 2. wr is 64-byte aligned. Only where
+ * fnn_convtile_available().
+ */
+void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
+                      int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
+                      fnn_int ys);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FNN_CONVTILE_H */

@@ -1,0 +1,10 @@
+# Declarations of the direct convolution tiles (kernels/c/fnn_convtile.h).
+from fnn_gemm cimport fnn_int
+
+cdef extern from "fnn_convtile.h" nogil:
+    int FNN_CONVTILE_CHANNELS
+    int FNN_CONVTILE_PIXELS
+    int fnn_convtile_available()
+    void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
+                          int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
+                          fnn_int ys)
