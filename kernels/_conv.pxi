@@ -426,8 +426,9 @@ cdef int run_forward(const ConvGeom *g, cnp.ndarray x, cnp.ndarray w, object bia
     reference's tap-by-tap path."""
     cdef cnp.ndarray b = bias
     cdef int rc
-    # One input channel with many outputs: the GEMM's register tiles share each packed input
-    # among outputs, which the direct kernels, one output plane at a time, do not.
+    # One input channel with many outputs goes to the GEMM, whose register tiles share each
+    # packed input among outputs, unless the direct kernels can do that too (small_direct:
+    # fnn_plane_conv4 on AVX-512).
     cdef bint direct = (g.cin_g == 1 and g.cout_g < 8) or small_direct(g)
     cdef bint is_f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     if not direct and reads_padding(g):

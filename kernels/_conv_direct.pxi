@@ -94,17 +94,30 @@ cdef inline bint small_direct(const ConvGeom *g) noexcept nogil:
     return g.cin_g <= SMALL_DIRECT_CIN and fnn_plane_reads_padding_itself(&pg) != 0
 
 
+cdef inline void plane_conv4(const fnn_plane_geom *pg, const floating *x, fnn_int nc, fnn_int xs,
+                             const floating *wt, fnn_int wcs, const floating *bias, floating *y,
+                             fnn_int ys) noexcept nogil:
+    if floating is float:
+        fnn_plane_conv4_f32(pg, x, nc, xs, wt, wcs, bias, y, ys)
+    else:
+        fnn_plane_conv4_f64(pg, x, nc, xs, wt, wcs, bias, y, ys)
+
+
 cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floating *w,
                              const floating *bias, floating *y, int nthreads) noexcept nogil:
-    """Items are (image, output channel) planes, each summing its group's input channels.
-    Where the kernel reads padding, the weights are all finite and the active level's kernel
-    does not read padding itself, the item first copies its input planes zero-padded
-    (padding * weight is then an exact 0), so the C kernel never meets an edge; Inf/NaN
-    weights take the edge-aware kernel directly."""
+    """Items are (image, output channel) planes, each summing its group's input channels, or
+    (image, four output channels of a group) where the active level has the kernel that
+    computes four planes from one pass over their input (fnn_plane_conv4). Where the kernel
+    reads padding, the weights are all finite and the active level's kernel does not read
+    padding itself, the item first copies its input planes zero-padded (padding * weight is
+    then an exact 0), so the C kernel never meets an edge; Inf/NaN weights take the
+    edge-aware kernel directly."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
-    cdef fnn_int items = g.n * g.c_out, item, img, co, c, pe = 0
+    cdef fnn_int per = 4 if fnn_plane_reads_padding_itself(&pg) and g.cout_g >= 4 else 1
+    cdef fnn_int nq = ceil_div(g.cout_g, per)
+    cdef fnn_int items = g.n * g.groups * nq, item, img, grp, co, co0, cnt, c, pe = 0
     cdef const floating *xg
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
@@ -122,17 +135,25 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
             if xp == NULL:
                 failed_p[0] = 1
         for item in prange(items, schedule='static'):
-            img = item // g.c_out
-            co = item - img * g.c_out
-            xg = x + (img * g.c_in + (co // g.cout_g) * g.cin_g) * plane_in
+            img = item // (g.groups * nq)
+            grp = (item // nq) % g.groups
+            co0 = grp * g.cout_g + (item % nq) * per
+            cnt = min(per, (grp + 1) * g.cout_g - co0)
+            xg = x + (img * g.c_in + grp * g.cin_g) * plane_in
             if not pad:
-                plane_conv(&pg, xg, g.cin_g, plane_in, w + co * g.kg,
-                           bias + co if bias != NULL else NULL, y + item * g.p)
+                if cnt == 4:
+                    plane_conv4(&pg, xg, g.cin_g, plane_in, w + co0 * g.kg, g.kg,
+                                bias + co0 if bias != NULL else NULL, y + (img * g.c_out + co0) * g.p, g.p)
+                else:
+                    for co in range(co0, co0 + cnt):
+                        plane_conv(&pg, xg, g.cin_g, plane_in, w + co * g.kg,
+                                   bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
             elif xp != NULL:
                 for c in range(g.cin_g):
                     plane_pad(&pg, xg + c * plane_in, xp + c * pe, gp.w)
-                plane_conv(&gp, xp, g.cin_g, pe, w + co * g.kg,
-                           bias + co if bias != NULL else NULL, y + item * g.p)
+                for co in range(co0, co0 + cnt):
+                    plane_conv(&gp, xp, g.cin_g, pe, w + co * g.kg,
+                               bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
     return -1 if failed else 0
 
 

@@ -92,6 +92,11 @@ void fnn_conv3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_i
                                   const float *wt, const float *bias, float *y);
 void fnn_conv3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                                   const double *wt, const double *bias, double *y);
+void fnn_conv3x3_planes4_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
+                                    const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys);
+void fnn_conv3x3_planes4_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
+                                    const double *wt, fnn_int wcs, const double *bias, double *y,
+                                    fnn_int ys);
 void fnn_grad_weight3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *dy, const float *x,
                                          float *lanes);
 void fnn_grad_weight3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *dy, const double *x,
@@ -137,6 +142,34 @@ void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fn
     }
 #endif
     FNN_DISPATCH(conv_f64, (g, x, nc, xs, wt, bias, y))
+}
+
+void fnn_plane_conv4_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
+                         const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys)
+{
+    int q;
+#ifdef FNN_X86_64
+    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_float(g, wt, 3 * wcs + 9 * nc)) {
+        fnn_conv3x3_planes4_f32_avx512(g, x, nc, xs, wt, wcs, bias, y, ys);
+        return;
+    }
+#endif
+    for (q = 0; q < 4; q++)
+        fnn_plane_conv_f32(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);
+}
+
+void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
+                         const double *wt, fnn_int wcs, const double *bias, double *y, fnn_int ys)
+{
+    int q;
+#ifdef FNN_X86_64
+    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_double(g, wt, 3 * wcs + 9 * nc)) {
+        fnn_conv3x3_planes4_f64_avx512(g, x, nc, xs, wt, wcs, bias, y, ys);
+        return;
+    }
+#endif
+    for (q = 0; q < 4; q++)
+        fnn_plane_conv_f64(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);
 }
 
 void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,

@@ -68,6 +68,14 @@ void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fn
  * copy (fnn_plane_pad), and fnn_plane_grad_weight_unpadded may be called. */
 int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
 
+/* Four fnn_plane_conv outputs from the same input planes at once: weights wt + q*wcs, bias
+ * bias + q (bias may be NULL), output y + q*ys, q < 4. On AVX-512 3x3 stride-1 planes each
+ * input vector then serves four outputs; elsewhere it is four fnn_plane_conv calls. */
+void fnn_plane_conv4_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
+                         const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys);
+void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
+                         const double *wt, fnn_int wcs, const double *bias, double *y, fnn_int ys);
+
 /* dx += the transposed convolution of dy with wt (dx is not cleared): any stride. */
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx);
 void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const double *wt, double *dx);
