@@ -115,7 +115,9 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
-    cdef fnn_int per = 4 if fnn_plane_reads_padding_itself(&pg) and g.cout_g >= 4 else 1
+    # four planes per item where that leaves an item for every thread
+    cdef fnn_int per = 4 if (fnn_plane_reads_padding_itself(&pg) and g.cout_g >= 4
+                             and g.n * g.groups * ceil_div(g.cout_g, 4) >= nthreads) else 1
     cdef fnn_int nq = ceil_div(g.cout_g, per)
     cdef fnn_int items = g.n * g.groups * nq, item, img, grp, co, co0, cnt, c, pe = 0
     cdef const floating *xg

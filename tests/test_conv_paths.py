@@ -71,6 +71,11 @@ CASES = {
     "small_cin_2_groups": ((1, 4, 11, 19), (6, 2, 3, 3), 1, (2, 0), 1, 2),
     "small_cin_4_crop": ((3, 4, 9, 17), (2, 4, 3, 3), 1, 0, 1, 1),
     "small_cin_4_tall": ((1, 4, 21, 40), (9, 4, 3, 3), 1, 3, 1, 1),
+    # four output planes per pass (fnn_plane_conv4 on AVX-512): 4-row blocks and 1-3 left
+    "quad_h9_w17_pad2": ((2, 1, 7, 17), (8, 1, 3, 3), 1, 2, 1, 1),
+    "quad_groups_w35_pad02": ((1, 2, 6, 33), (8, 1, 3, 3), 1, (0, 2), 1, 2),
+    "quad_cin3_h3": ((2, 3, 3, 5), (12, 3, 3, 3), 1, 1, 1, 1),
+    "quad_h6_w16_crop": ((2, 1, 8, 18), (7, 1, 3, 3), 1, 0, 1, 1),
 }
 
 
