@@ -103,6 +103,34 @@ cdef inline void plane_conv4(const fnn_plane_geom *pg, const floating *x, fnn_in
         fnn_plane_conv4_f64(pg, x, nc, xs, wt, wcs, bias, y, ys)
 
 
+cdef inline void direct_forward_item(const ConvGeom *g, const fnn_plane_geom *pg,
+                                     const fnn_plane_geom *gp, fnn_int per, fnn_int nq, fnn_int pe,
+                                     const floating *x, const floating *w, const floating *bias,
+                                     floating *y, floating *xp, fnn_int item) noexcept nogil:
+    """Item `item` of direct_forward_impl; xp: this thread's padded planes, NULL for none."""
+    cdef fnn_int plane_in = g.h * g.w
+    cdef fnn_int img = item // (g.groups * nq)
+    cdef fnn_int grp = (item // nq) % g.groups
+    cdef fnn_int co0 = grp * g.cout_g + (item % nq) * per
+    cdef fnn_int cnt = min(per, (grp + 1) * g.cout_g - co0)
+    cdef const floating *xg = x + (img * g.c_in + grp * g.cin_g) * plane_in
+    cdef fnn_int co, c
+    if xp == NULL:
+        if cnt == 4:
+            plane_conv4(pg, xg, g.cin_g, plane_in, w + co0 * g.kg, g.kg,
+                        bias + co0 if bias != NULL else NULL, y + (img * g.c_out + co0) * g.p, g.p)
+        else:
+            for co in range(co0, co0 + cnt):
+                plane_conv(pg, xg, g.cin_g, plane_in, w + co * g.kg,
+                           bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+    else:
+        for c in range(g.cin_g):
+            plane_pad(pg, xg + c * plane_in, xp + c * pe, gp.w)
+        for co in range(co0, co0 + cnt):
+            plane_conv(gp, xp, g.cin_g, pe, w + co * g.kg,
+                       bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+
+
 cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floating *w,
                              const floating *bias, floating *y, int nthreads) noexcept nogil:
     """Items are (image, output channel) planes, each summing its group's input channels, or
@@ -111,52 +139,67 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     reads padding, the weights are all finite and the active level's kernel does not read
     padding itself, the item first copies its input planes zero-padded (padding * weight is
     then an exact 0), so the C kernel never meets an edge; Inf/NaN weights take the
-    edge-aware kernel directly."""
+    edge-aware kernel directly. One thread runs the items outside OpenMP: a team of one
+    still pays a futex system call at each of a region's two barriers."""
     cdef fnn_plane_geom pg = plane_geom(g)
-    cdef fnn_plane_geom gp
-    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
+    cdef fnn_plane_geom gp = fnn_plane_padded_geom(&pg)
     # four planes per item where that leaves an item for every thread
     cdef fnn_int per = 4 if (fnn_plane_reads_padding_itself(&pg) and g.cout_g >= 4
                              and g.n * g.groups * ceil_div(g.cout_g, 4) >= nthreads) else 1
     cdef fnn_int nq = ceil_div(g.cout_g, per)
-    cdef fnn_int items = g.n * g.groups * nq, item, img, grp, co, co0, cnt, c, pe = 0
-    cdef const floating *xg
+    cdef fnn_int items = g.n * g.groups * nq, item, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
                      and all_finite(w, g.c_out * g.kg))
     cdef floating *xp = NULL
     cdef int failed = 0
     cdef int *failed_p = &failed
-    gp = fnn_plane_padded_geom(&pg)
     if pad:
         pe = padded_elems(&pg, sizeof(floating))
-    with parallel(num_threads=max(team, 1)):
+    if team <= 1:
+        _note_serial()
+        if pad:
+            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cin_g * pe * sizeof(floating))
+            if xp == NULL:
+                return -1
+        for item in range(items):
+            direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, item)
+        return 0
+    with parallel(num_threads=team):
         _note_team()
         if pad:
             xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cin_g * pe * sizeof(floating))
             if xp == NULL:
                 failed_p[0] = 1
         for item in prange(items, schedule='static'):
-            img = item // (g.groups * nq)
-            grp = (item // nq) % g.groups
-            co0 = grp * g.cout_g + (item % nq) * per
-            cnt = min(per, (grp + 1) * g.cout_g - co0)
-            xg = x + (img * g.c_in + grp * g.cin_g) * plane_in
-            if not pad:
-                if cnt == 4:
-                    plane_conv4(&pg, xg, g.cin_g, plane_in, w + co0 * g.kg, g.kg,
-                                bias + co0 if bias != NULL else NULL, y + (img * g.c_out + co0) * g.p, g.p)
-                else:
-                    for co in range(co0, co0 + cnt):
-                        plane_conv(&pg, xg, g.cin_g, plane_in, w + co * g.kg,
-                                   bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
-            elif xp != NULL:
-                for c in range(g.cin_g):
-                    plane_pad(&pg, xg + c * plane_in, xp + c * pe, gp.w)
-                for co in range(co0, co0 + cnt):
-                    plane_conv(&gp, xp, g.cin_g, pe, w + co * g.kg,
-                               bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+            if not pad or xp != NULL:
+                direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, item)
     return -1 if failed else 0
+
+
+cdef inline void direct_grad_input_item(const ConvGeom *g, const fnn_plane_geom *pg,
+                                        const fnn_plane_geom *fg, const fnn_plane_geom *gp,
+                                        bint gather, fnn_int pe, const floating *dy,
+                                        const floating *w, const floating *wflip, floating *dx,
+                                        floating *xp, fnn_int item) noexcept nogil:
+    """Item `item` of direct_grad_input_impl; xp: this thread's padded planes, NULL for none."""
+    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
+    cdef fnn_int img = item // g.c_in
+    cdef fnn_int ci = item - img * g.c_in
+    cdef fnn_int grp = ci // g.cin_g
+    cdef fnn_int j, co
+    if xp != NULL:
+        for j in range(g.cout_g):
+            plane_pad(fg, dy + (img * g.c_out + grp * g.cout_g + j) * g.p, xp + j * pe, gp.w)
+        plane_conv(gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
+    elif gather:
+        plane_conv(fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
+                   wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
+    else:
+        memset(dx + item * plane_in, 0, plane_in * sizeof(floating))
+        for j in range(g.cout_g):
+            co = ci * g.cout_g + j
+            plane_grad_input(pg, dy + (img * g.c_out + co) * g.p, w + co * taps, dx + item * plane_in)
 
 
 cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const floating *w,
@@ -165,12 +208,13 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     in order. Stride 1 gathers (a convolution of the group's dY planes with flipped kernels,
     every dX element written once from registers; the planes zero-padded first when the
     weights are all finite and the kernel does not read padding itself, as in the forward);
-    other strides (C_in / groups == 1 only) scatter-add plane by plane."""
+    other strides (C_in / groups == 1 only) scatter-add plane by plane. One thread runs the
+    items outside OpenMP, as in direct_forward_impl."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
-    cdef fnn_plane_geom gp
-    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
-    cdef fnn_int items = g.n * g.c_in, item, img, ci, j, co, t, pe = 0, grp
+    cdef fnn_plane_geom gp = fnn_plane_padded_geom(&fg)
+    cdef fnn_int taps = g.kh * g.kw
+    cdef fnn_int items = g.n * g.c_in, item, ci, j, co, t, pe = 0, grp
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
     cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_reads_padding_itself(&fg)
@@ -191,38 +235,87 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                 co = grp * g.cout_g + j
                 for t in range(taps):
                     wflip[(ci * g.cout_g + j) * taps + t] = w[(co * g.cin_g + ci - grp * g.cin_g) * taps + taps - 1 - t]
-    gp = fnn_plane_padded_geom(&fg)
     if pad:
         pe = padded_elems(&fg, sizeof(floating))
-    with parallel(num_threads=max(team, 1)):
+    if team <= 1:
+        _note_serial()
+        if pad:
+            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cout_g * pe * sizeof(floating))
+            if xp == NULL:
+                return -1
+        for item in range(items):
+            direct_grad_input_item(g, &pg, &fg, &gp, gather, pe, dy, w, wflip, dx, xp, item)
+        return 0
+    with parallel(num_threads=team):
         _note_team()
         if pad:
             xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cout_g * pe * sizeof(floating))
             if xp == NULL:
                 failed_p[0] = 1
         for item in prange(items, schedule='static'):
-            img = item // g.c_in
-            ci = item - img * g.c_in
-            grp = ci // g.cin_g
-            if pad:
-                if xp != NULL:
-                    for j in range(g.cout_g):
-                        plane_pad(&fg, dy + (img * g.c_out + grp * g.cout_g + j) * g.p, xp + j * pe, gp.w)
-                    plane_conv(&gp, xp, g.cout_g, pe, wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
-            elif gather:
-                plane_conv(&fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
-                           wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
-            else:
-                memset(dx + item * plane_in, 0, plane_in * sizeof(floating))
-                for j in range(g.cout_g):
-                    co = ci * g.cout_g + j
-                    plane_grad_input(&pg, dy + (img * g.c_out + co) * g.p, w + co * taps, dx + item * plane_in)
+            if not pad or xp != NULL:
+                direct_grad_input_item(g, &pg, &fg, &gp, gather, pe, dy, w, wflip, dx, xp, item)
     return -1 if failed else 0
 
 
 # Output channels per work item of the stride-1 weight gradient: they share their input
 # channel's padded plane, copied once per image for all of them.
 cdef fnn_int WIDE_CHANNELS_PER_ITEM = 8
+
+
+cdef inline void grad_weight_wide_item(const ConvGeom *g, const fnn_plane_geom *pg,
+                                       const fnn_plane_geom *gp, const fnn_plane_geom *rows_geom,
+                                       bint unpadded, fnn_int per_item, fnn_int blocks,
+                                       const floating *dy, const floating *x, floating *dw,
+                                       floating *db, double *bsums, fnn_int item) noexcept nogil:
+    """Item `item` of direct_grad_weight_wide; bsums: this thread's scratch (see there)."""
+    cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
+    cdef fnn_int slack = FNN_PLANE_SLACK_BYTES // sizeof(floating)
+    cdef fnn_int wc = round_up(g.w_out, vl)
+    cdef fnn_int xs = wc + (g.kw - 1) * g.dw
+    cdef fnn_int x_elems = gp.h * xs + slack, dy_elems = g.h_out * wc + slack
+    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
+    cdef fnn_int dy_total = g.n * g.c_out * g.p
+    cdef floating *xp = <floating *>(bsums + WIDE_CHANNELS_PER_ITEM)
+    cdef floating *dyp = xp + x_elems
+    cdef floating *lanes = dyp + dy_elems
+    cdef fnn_int c = item % g.cin_g  # the input channel within the group
+    cdef fnn_int grp = item // (blocks * g.cin_g)
+    cdef fnn_int co0 = grp * g.cout_g + (item // g.cin_g - grp * blocks) * per_item
+    cdef fnn_int co_end = min(co0 + per_item, (grp + 1) * g.cout_g)
+    cdef fnn_int co, img, t, ow, at
+    cdef const floating *xc
+    cdef floating *lane_co
+    cdef floating s
+    memset(lanes, 0, (co_end - co0) * lane_elems * sizeof(floating))
+    memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
+    for img in range(g.n):
+        xc = x + (img * g.c_in + grp * g.cin_g + c) * plane_in
+        if not unpadded:
+            plane_pad(pg, xc, xp, xs)
+        for co in range(co0, co_end):
+            at = (img * g.c_out + co) * g.p
+            lane_co = lanes + (co - co0) * lane_elems
+            # The wide kernel reads whole vectors: up to wc - w_out elements past the
+            # plane's last row, and those columns' lanes are never summed. That is
+            # inside the array but for the last plane, which is copied first.
+            if unpadded:
+                plane_grad_weight_unpadded(pg, dy + at, xc, lane_co)
+            elif at + g.p + wc - g.w_out <= dy_total:
+                plane_grad_weight_wide(gp, dy + at, g.w_out, xp, xs, lane_co)
+            else:
+                plane_pad(rows_geom, dy + at, dyp, wc)
+                plane_grad_weight_wide(gp, dyp, wc, xp, xs, lane_co)
+            if db != NULL and c == 0:
+                bsums[co - co0] = bsums[co - co0] + plane_sum(dy + at, g.p)
+    for co in range(co0, co_end):
+        if db != NULL and c == 0:
+            db[co] = <floating>bsums[co - co0]
+        for t in range(taps):
+            s = 0
+            for ow in range(g.w_out):
+                s = s + lanes[(co - co0) * lane_elems + t * wc + ow]
+            dw[(co * g.cin_g + c) * taps + t] = s
 
 
 cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const floating *x,
@@ -234,7 +327,8 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     every image in order) gather in registers (fnn_plane_grad_weight_wide / _unpadded).
     The lanes are then added across the columns in order: the same sums as the edge-aware
     kernel's, whatever the thread count. db (may be NULL) gets the bias gradient from the
-    dY planes while they are in cache, summed as channel_sums_impl sums them."""
+    dY planes while they are in cache, summed as channel_sums_impl sums them. One thread
+    runs the items outside OpenMP, as in direct_forward_impl."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp = fnn_plane_padded_geom(&pg)
     cdef fnn_plane_geom rows_geom   # dY plane copied as it is, its rows widened to wc
@@ -243,18 +337,13 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int wc = round_up(g.w_out, vl)
     cdef fnn_int xs = wc + (g.kw - 1) * g.dw
     cdef fnn_int x_elems = gp.h * xs + slack, dy_elems = g.h_out * wc + slack
-    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
+    cdef fnn_int lane_elems = g.kh * g.kw * wc
     cdef fnn_int per_item = min(g.cout_g, WIDE_CHANNELS_PER_ITEM)
     cdef fnn_int blocks = ceil_div(g.cout_g, per_item)
-    cdef fnn_int items = g.groups * blocks * g.cin_g, dy_total = g.n * g.c_out * g.p
-    cdef fnn_int item, grp, co, co0, co_end, img, t, ow, at, c
-    cdef const floating *xc
-    cdef floating *lane_co
+    cdef fnn_int items = g.groups * blocks * g.cin_g, item
+    # WIDE_CHANNELS_PER_ITEM bias sums (64 bytes), then the planes and lanes
+    cdef size_t scratch_bytes = 64 + (x_elems + dy_elems + per_item * lane_elems) * sizeof(floating)
     cdef double *bsums
-    cdef floating *xp
-    cdef floating *dyp
-    cdef floating *lanes
-    cdef floating s
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, items)
@@ -263,52 +352,24 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     rows_geom.w = rows_geom.w_out = g.w_out
     rows_geom.kh = rows_geom.kw = rows_geom.sh = rows_geom.sw = rows_geom.dh = rows_geom.dw = 1
     rows_geom.pt = rows_geom.pl = 0
-    with parallel(num_threads=max(team, 1)):
+    if team <= 1:
+        _note_serial()
+        bsums = <double *>fnn_thread_scratch(FNN_SCRATCH_OWN, scratch_bytes)
+        if bsums == NULL:
+            return -1
+        for item in range(items):
+            grad_weight_wide_item(g, &pg, &gp, &rows_geom, unpadded, per_item, blocks, dy, x, dw, db,
+                                  bsums, item)
+        return 0
+    with parallel(num_threads=team):
         _note_team()
-        # WIDE_CHANNELS_PER_ITEM bias sums (64 bytes), then the planes and lanes
-        bsums = <double *>fnn_thread_scratch(
-            FNN_SCRATCH_OWN, 64 + (x_elems + dy_elems + per_item * lane_elems) * sizeof(floating))
+        bsums = <double *>fnn_thread_scratch(FNN_SCRATCH_OWN, scratch_bytes)
         if bsums == NULL:
             failed_p[0] = 1
-        xp = <floating *>(bsums + WIDE_CHANNELS_PER_ITEM)
-        dyp = xp + x_elems
-        lanes = dyp + dy_elems
         for item in prange(items, schedule='static'):
-            if bsums == NULL:
-                continue
-            c = item % g.cin_g  # the input channel within the group
-            grp = item // (blocks * g.cin_g)
-            co0 = grp * g.cout_g + (item // g.cin_g - grp * blocks) * per_item
-            co_end = min(co0 + per_item, (grp + 1) * g.cout_g)
-            memset(lanes, 0, (co_end - co0) * lane_elems * sizeof(floating))
-            memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
-            for img in range(g.n):
-                xc = x + (img * g.c_in + grp * g.cin_g + c) * plane_in
-                if not unpadded:
-                    plane_pad(&pg, xc, xp, xs)
-                for co in range(co0, co_end):
-                    at = (img * g.c_out + co) * g.p
-                    lane_co = lanes + (co - co0) * lane_elems
-                    # The wide kernel reads whole vectors: up to wc - w_out elements past the
-                    # plane's last row, and those columns' lanes are never summed. That is
-                    # inside the array but for the last plane, which is copied first.
-                    if unpadded:
-                        plane_grad_weight_unpadded(&pg, dy + at, xc, lane_co)
-                    elif at + g.p + wc - g.w_out <= dy_total:
-                        plane_grad_weight_wide(&gp, dy + at, g.w_out, xp, xs, lane_co)
-                    else:
-                        plane_pad(&rows_geom, dy + at, dyp, wc)
-                        plane_grad_weight_wide(&gp, dyp, wc, xp, xs, lane_co)
-                    if db != NULL and c == 0:
-                        bsums[co - co0] = bsums[co - co0] + plane_sum(dy + at, g.p)
-            for co in range(co0, co_end):
-                if db != NULL and c == 0:
-                    db[co] = <floating>bsums[co - co0]
-                for t in range(taps):
-                    s = 0
-                    for ow in range(g.w_out):
-                        s = s + lanes[(co - co0) * lane_elems + t * wc + ow]
-                    dw[(co * g.cin_g + c) * taps + t] = s
+            if bsums != NULL:
+                grad_weight_wide_item(g, &pg, &gp, &rows_geom, unpadded, per_item, blocks, dy, x, dw,
+                                      db, bsums, item)
     return -1 if failed else 0
 
 

@@ -14,6 +14,12 @@ cdef inline void _note_team() noexcept nogil:
         _last_team_size = omp_get_num_threads()
 
 
+cdef inline void _note_serial() noexcept nogil:
+    """For kernels that ran their items on the calling thread, outside OpenMP."""
+    global _last_team_size
+    _last_team_size = 1
+
+
 def last_team_size():
     """Threads in the most recent parallel region a kernel ran (0 before any)."""
     return _last_team_size
