@@ -429,7 +429,10 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     group) in one pass over dY: items are channels, and per image the channel's dY plane,
     once in cache, gives its dX plane (the flipped-kernel convolution), its weight-gradient
     lanes and its bias sum. The separate passes would each read dY from memory. The sums are
-    theirs, in the same order. Only where fnn_plane_reads_padding_itself and dY is all finite."""
+    theirs, in the same order. Only where fnn_plane_reads_padding_itself, and for all-finite
+    dY, which each plane's bias sum tells (a double sum of floats is finite exactly when they
+    all are; of doubles it may overflow, which only costs the fallback): returns 1, with the
+    outputs garbage, where some plane is not, and the caller takes the separate passes."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
     cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
@@ -440,9 +443,10 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     cdef floating *wflip
     cdef floating *lanes
     cdef floating s
-    cdef double bsum
-    cdef int failed = 0
+    cdef double bsum, plane_total
+    cdef int failed = 0, nonfinite = 0
     cdef int *failed_p = &failed
+    cdef int *nonfinite_p = &nonfinite
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
     with parallel(num_threads=max(team, 1)):
         _note_team()
@@ -465,8 +469,10 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
                 xat = (img * g.c_in + c) * plane_in
                 plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
                 plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
-                if db != NULL:
-                    bsum = bsum + plane_sum(dy + at, g.p)
+                plane_total = plane_sum(dy + at, g.p)
+                if plane_total - plane_total != 0:  # Inf or NaN
+                    nonfinite_p[0] = 1
+                bsum = bsum + plane_total
             if db != NULL:
                 db[c] = <floating>bsum
             for t in range(taps):
@@ -474,7 +480,7 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
                 for ow in range(g.w_out):
                     s = s + lanes[t * wc + ow]
                 dw[c * taps + t] = s
-    return -1 if failed else 0
+    return -1 if failed else nonfinite
 
 
 def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.ndarray dx,
@@ -488,8 +494,6 @@ def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.
     cdef int rc
     if not (g.cin_g == 1 and g.cout_g == 1 and fnn_plane_reads_padding_itself(&pg)):
         return False
-    if not (all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)):
-        return False
     with nogil:
         if is_f32:
             rc = depthwise_backward_impl(&g, <float *>dy.data, <float *>x.data, <float *>w.data,
@@ -499,6 +503,6 @@ def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.
             rc = depthwise_backward_impl(&g, <double *>dy.data, <double *>x.data, <double *>w.data,
                                          <double *>dx.data, <double *>dw.data,
                                          <double *>db.data if db is not None else NULL, num_threads)
-    if rc != 0:
+    if rc < 0:
         raise MemoryError("fastnn.conv2d_backward: could not allocate scratch buffers")
-    return True
+    return rc == 0
