@@ -103,11 +103,25 @@ cdef inline void plane_conv4(const fnn_plane_geom *pg, const floating *x, fnn_in
         fnn_plane_conv4_f64(pg, x, nc, xs, wt, wcs, bias, y, ys)
 
 
+# Outputs at least this large are written with streaming stores (fnn_stream_copy): they
+# outgrow the caches that would keep them for the next layer, so keeping them there only
+# costs a read of every line before it is written.
+cdef size_t STREAM_MIN_BYTES = 8 << 20
+
+
+cdef inline void plane_stream_copy(floating *dst, const floating *src, fnn_int n) noexcept nogil:
+    if floating is float:
+        fnn_stream_copy_f32(dst, src, n)
+    else:
+        fnn_stream_copy_f64(dst, src, n)
+
+
 cdef inline void direct_forward_item(const ConvGeom *g, const fnn_plane_geom *pg,
                                      const fnn_plane_geom *gp, fnn_int per, fnn_int nq, fnn_int pe,
                                      const floating *x, const floating *w, const floating *bias,
-                                     floating *y, floating *xp, fnn_int item) noexcept nogil:
-    """Item `item` of direct_forward_impl; xp: this thread's padded planes, NULL for none."""
+                                     floating *y, floating *xp, floating *tmp, fnn_int item) noexcept nogil:
+    """Item `item` of direct_forward_impl; xp: this thread's padded planes, NULL for none;
+    tmp: a plane to compute single outputs into and stream out from, NULL to write them."""
     cdef fnn_int plane_in = g.h * g.w
     cdef fnn_int img = item // (g.groups * nq)
     cdef fnn_int grp = (item // nq) % g.groups
@@ -121,8 +135,13 @@ cdef inline void direct_forward_item(const ConvGeom *g, const fnn_plane_geom *pg
                         bias + co0 if bias != NULL else NULL, y + (img * g.c_out + co0) * g.p, g.p)
         else:
             for co in range(co0, co0 + cnt):
-                plane_conv(pg, xg, g.cin_g, plane_in, w + co * g.kg,
-                           bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
+                if tmp != NULL:
+                    plane_conv(pg, xg, g.cin_g, plane_in, w + co * g.kg,
+                               bias + co if bias != NULL else NULL, tmp)
+                    plane_stream_copy(y + (img * g.c_out + co) * g.p, tmp, g.p)
+                else:
+                    plane_conv(pg, xg, g.cin_g, plane_in, w + co * g.kg,
+                               bias + co if bias != NULL else NULL, y + (img * g.c_out + co) * g.p)
     else:
         for c in range(g.cin_g):
             plane_pad(pg, xg + c * plane_in, xp + c * pe, gp.w)
@@ -151,29 +170,39 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
                      and all_finite(w, g.c_out * g.kg))
+    cdef bint stream = not pad and per == 1 and g.n * g.c_out * g.p * sizeof(floating) >= STREAM_MIN_BYTES
     cdef floating *xp = NULL
+    cdef floating *tmp = NULL
+    cdef floating *scratch
     cdef int failed = 0
     cdef int *failed_p = &failed
     if pad:
         pe = padded_elems(&pg, sizeof(floating))
     if team <= 1:
         _note_serial()
-        if pad:
-            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cin_g * pe * sizeof(floating))
-            if xp == NULL:
+        if pad or stream:
+            scratch = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, (g.cin_g * pe if pad else g.p) * sizeof(floating))
+            if scratch == NULL:
                 return -1
+            if pad:
+                xp = scratch
+            else:
+                tmp = scratch
         for item in range(items):
-            direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, item)
+            direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, tmp, item)
         return 0
     with parallel(num_threads=team):
         _note_team()
-        if pad:
-            xp = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, g.cin_g * pe * sizeof(floating))
-            if xp == NULL:
+        scratch = NULL
+        if pad or stream:
+            scratch = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, (g.cin_g * pe if pad else g.p) * sizeof(floating))
+            if scratch == NULL:
                 failed_p[0] = 1
+        xp = scratch if pad else NULL
+        tmp = scratch if stream else NULL
         for item in prange(items, schedule='static'):
-            if not pad or xp != NULL:
-                direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, item)
+            if not (pad or stream) or scratch != NULL:
+                direct_forward_item(g, &pg, &gp, per, nq, pe, x, w, bias, y, xp, tmp, item)
     return -1 if failed else 0
 
 
@@ -444,19 +473,23 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     cdef floating *lanes
     cdef floating s
     cdef double bsum, plane_total
+    cdef floating *tmp
+    cdef bint stream = g.n * g.c_in * plane_in * sizeof(floating) >= STREAM_MIN_BYTES
     cdef int failed = 0, nonfinite = 0
     cdef int *failed_p = &failed
     cdef int *nonfinite_p = &nonfinite
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
     with parallel(num_threads=max(team, 1)):
         _note_team()
-        # the channel's flipped kernel (taps, rounded to a vector), then its lanes
+        # the channel's flipped kernel (taps, rounded to a vector), its lanes, then a dX plane
+        # to stream out from (see STREAM_MIN_BYTES)
         scratch = <floating *>fnn_thread_scratch(
-            FNN_SCRATCH_OWN, (round_up(taps, vl) + lane_elems) * sizeof(floating))
+            FNN_SCRATCH_OWN, (round_up(taps, vl) + lane_elems + plane_in) * sizeof(floating))
         if scratch == NULL:
             failed_p[0] = 1
         wflip = scratch
         lanes = scratch + round_up(taps, vl)
+        tmp = lanes + lane_elems
         for c in prange(g.c_out, schedule='static'):
             if scratch == NULL:
                 continue
@@ -467,7 +500,11 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
             for img in range(g.n):
                 at = (img * g.c_out + c) * g.p
                 xat = (img * g.c_in + c) * plane_in
-                plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
+                if stream:
+                    plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, tmp)
+                    plane_stream_copy(dx + xat, tmp, plane_in)
+                else:
+                    plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
                 plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
                 plane_total = plane_sum(dy + at, g.p)
                 if plane_total - plane_total != 0:  # Inf or NaN

@@ -13,6 +13,8 @@ cdef extern from "fnn_direct.h" nogil:
                              const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys)
     void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                              const double *wt, fnn_int wcs, const double *bias, double *y, fnn_int ys)
+    void fnn_stream_copy_f32(float *dst, const float *src, fnn_int n)
+    void fnn_stream_copy_f64(double *dst, const double *src, fnn_int n)
     void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx)
     void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const double *wt, double *dx)
     void fnn_plane_grad_weight_lanes_f32(const fnn_plane_geom *g, const float *dy, const float *x, float *lanes)

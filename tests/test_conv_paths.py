@@ -418,3 +418,26 @@ def test_small_cin_nonfinite_matches_reference(cpu_path, case, dtype, value, whe
         for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
             assert g.dtype == dtype
             np.testing.assert_array_equal(g, e, err_msg=f"{case} {where} {name} threads={threads}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_streamed_outputs(compiled_only, cpu_path, dtype):
+    """Outputs of 8 MiB and more leave the direct kernels through streaming stores (whole
+    aligned lines; the ragged ends plainly): forward and depthwise backward, into fresh
+    arrays and into an `out=` that starts 4 bytes past a line."""
+    rng = np.random.default_rng(50)
+    n = 2 if dtype == np.float32 else 1
+    x = small_ints(rng, (n, 64, 130, 129), dtype)
+    w = small_ints(rng, (64, 1, 3, 3), dtype)
+    b = small_ints(rng, (64,), dtype)
+    dy = small_ints(rng, (n, 64, 130, 129), dtype)
+    assert x.nbytes >= 8 << 20
+    want = expected_all(x, w, b, dy, 1, 1, 1, 64)
+    got = run_all(x, w, b, dy, 1, 1, 1, 64)
+    for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
+        np.testing.assert_array_equal(g, e, err_msg=name)
+    buf = np.empty(x.size + 16, dtype)
+    out = buf[1:1 + x.size].reshape(x.shape)
+    assert out.ctypes.data % 64 != 0
+    fastnn.conv2d(x, w, b, 1, 1, 1, 64, out=out)
+    np.testing.assert_array_equal(out, want[0])

@@ -172,6 +172,31 @@ void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, f
         fnn_plane_conv_f64(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);
 }
 
+void fnn_stream_copy_f32_avx512(float *dst, const float *src, fnn_int n);
+void fnn_stream_copy_f64_avx512(double *dst, const double *src, fnn_int n);
+
+void fnn_stream_copy_f32(float *dst, const float *src, fnn_int n)
+{
+#ifdef FNN_X86_64
+    if (fnn_active_isa() == FNN_ISA_AVX512) {
+        fnn_stream_copy_f32_avx512(dst, src, n);
+        return;
+    }
+#endif
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+void fnn_stream_copy_f64(double *dst, const double *src, fnn_int n)
+{
+#ifdef FNN_X86_64
+    if (fnn_active_isa() == FNN_ISA_AVX512) {
+        fnn_stream_copy_f64_avx512(dst, src, n);
+        return;
+    }
+#endif
+    memcpy(dst, src, (size_t)n * sizeof(double));
+}
+
 void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
                                         float *lanes)
 {

@@ -76,6 +76,11 @@ void fnn_plane_conv4_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fn
 void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
                          const double *wt, fnn_int wcs, const double *bias, double *y, fnn_int ys);
 
+/* dst[0:n] = src[0:n], bypassing the caches where the level has streaming stores (AVX-512),
+ * for outputs written once and not read again soon. */
+void fnn_stream_copy_f32(float *dst, const float *src, fnn_int n);
+void fnn_stream_copy_f64(double *dst, const double *src, fnn_int n);
+
 /* dx += the transposed convolution of dy with wt (dx is not cleared): any stride. */
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx);
 void fnn_plane_grad_input_f64(const fnn_plane_geom *g, const double *dy, const double *wt, double *dx);
