@@ -98,3 +98,86 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                              <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
                              y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p)
     return -1 if failed else 0
+
+
+cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *x, float *dw,
+                               int nthreads) noexcept nogil:
+    """conv2d_grad_weight_impl's tiles and order of sums over images, with the pixels taken
+    in blocks of whole output rows and the GEMM's A operand read straight from a zero-padded
+    copy of the tile's input channels (fnn_convrows_f32) instead of packed from an im2col:
+    float32 on AVX-512, column stride 1 or 2, all-finite dY where padding is read."""
+    cdef Tiling t = active_tiling(dy)
+    cdef fnn_plane_geom pg = im2col_geom(g)
+    cdef fnn_plane_geom gp = fnn_plane_padded_geom(&pg)
+    cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
+    cdef fnn_int slack = FNN_PLANE_SLACK_BYTES // sizeof(float)
+    cdef fnn_int plane_p = round_up(gp.h * gp.w + slack, 16)
+    cdef fnn_int rows_per_blk = max(<fnn_int>1, t.kc // g.w_out)
+    cdef fnn_int kcb_max = rows_per_blk * g.w_out
+    cdef fnn_int nbc, n_jb, kchunk, n_kb, items, item, grp, kb, jb, k_lo, krows, jc, ncb
+    cdef fnn_int img, rb, oh0, nrows, kcb, ci_lo, ci_hi, c, jp, jr, ir, k, i, j, m
+    cdef fnn_int bp_elems, xp_elems, own_elems
+    cdef float *bpack
+    cdef float *xpad
+    cdef float *ct
+    cdef float *dwt
+    cdef const float **arow
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team, accumulate
+    grad_weight_split(g, &t, nthreads, &nbc, &n_jb, &kchunk, &n_kb)
+    items = g.groups * n_kb * n_jb
+    team = <int>min(<fnn_int>nthreads, items)
+    bp_elems = round_up(nbc, t.nr) * kcb_max
+    xp_elems = (kchunk // taps + 2) * plane_p  # the channels one K range touches
+    own_elems = bp_elems + xp_elems + kchunk * nbc + 16
+    with parallel(num_threads=max(team, 1)):
+        _note_team()
+        bpack = <float *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(float))
+        if bpack == NULL:
+            failed_p[0] = 1
+        xpad = bpack + bp_elems
+        ct = xpad + xp_elems
+        arow = <const float **>(ct + kchunk * nbc)
+        for item in prange(items, schedule='static'):
+            if bpack == NULL:
+                continue
+            grp = item // (n_kb * n_jb)
+            kb = (item // n_jb) % n_kb
+            jb = item % n_jb
+            k_lo = kb * kchunk
+            krows = min(kchunk, g.kg - k_lo)
+            jc = jb * nbc
+            ncb = min(nbc, g.cout_g - jc)
+            ci_lo = k_lo // taps
+            ci_hi = ceil_div(k_lo + krows, taps)
+            accumulate = 0
+            for img in range(g.n):
+                for c in range(ci_lo, ci_hi):
+                    fnn_plane_pad_f32(&pg, x + (img * g.c_in + grp * g.cin_g + c) * plane_in,
+                                      xpad + (c - ci_lo) * plane_p, gp.w)
+                for rb in range(ceil_div(g.h_out, rows_per_blk)):
+                    oh0 = rb * rows_per_blk
+                    nrows = min(rows_per_blk, g.h_out - oh0)
+                    kcb = nrows * g.w_out
+                    pack_b(&t, kcb, ncb, dy + (img * g.c_out + grp * g.cout_g + jc) * g.p + oh0 * g.w_out,
+                           1, g.p, bpack)
+                    for jp in range(ceil_div(ncb, t.nr)):
+                        jr = jp * t.nr
+                        for ir in range(0, krows, 6):
+                            m = min(<fnn_int>6, krows - ir)
+                            for i in range(m):
+                                k = k_lo + ir + i
+                                arow[i] = (xpad + (k // taps - ci_lo) * plane_p
+                                           + (oh0 * g.sh + (k % taps) // g.kw * g.dh) * gp.w
+                                           + (k % g.kw) * g.dw)
+                            fnn_convrows_f32(arow, <int>m, nrows, g.w_out, g.sh * gp.w, <int>g.sw,
+                                             bpack + jr * kcb, ct + ir * ncb + jr, ncb,
+                                             <int>min(<fnn_int>t.nr, ncb - jr), accumulate)
+                    accumulate = 1
+            # dW[g][jc + j, k_lo + i] = dW^T tile[i, j]
+            dwt = dw + (grp * g.cout_g + jc) * g.kg + k_lo
+            for j in range(ncb):
+                for i in range(krows):
+                    dwt[j * g.kg + i] = ct[i * ncb + j]
+    return -1 if failed else 0

@@ -29,6 +29,16 @@ void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *of
                       int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
                       fnn_int ys);
 
+/*
+ * c[i*ldc + j] (+)= sum over r < nrows, ow < wout of arow[i][r*pitch + ow*sw] *
+ * b[(r*wout + ow)*64 + j], for i < m (<= 6), j < n (<= 64): the weight gradient's GEMM step
+ * with A read from a zero-padded image's rows (one pointer per kernel row, that is per
+ * (channel, tap)) and B = dY^T packed 64 channels per pixel, 64-byte aligned. + when
+ * accumulate, = otherwise. sw 1 or 2. Only where fnn_convtile_available().
+ */
+void fnn_convrows_f32(const float *const *arow, int m, fnn_int nrows, fnn_int wout, fnn_int pitch,
+                      int sw, const float *b, float *c, fnn_int ldc, int n, int accumulate);
+
 #ifdef __cplusplus
 }
 #endif

@@ -118,6 +118,86 @@ FNN_TARGET_AVX512 void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_i
     }
 }
 
+/*
+ * The weight gradient's GEMM step with its A operand read from the image itself: C (up to
+ * 6 x 64, ldc apart) (+)= sum over the pixels of nrows output rows of wout pixels of
+ * a_i(pixel) * B(pixel, 0:64), where a_i(r, ow) = arow[i][r*pitch + ow*SW] is the input that
+ * conv kernel row i (a channel and tap) meets at that pixel, in a zero-padded image, and B
+ * is dY^T packed 64 channels per pixel. The implicit GEMM gathers those rows into a packed
+ * A panel first (an im2col of the K range, then a 6-row interleave): a fifth of the weight
+ * gradient's time. Rows past m read row 0 and are not stored; columns past n are masked.
+ * Always inlined with a constant SW (1 or 2).
+ */
+FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
+fnn_convrows_body(const int SW, const float *const *arow, int m, fnn_int nrows, fnn_int wout,
+                  fnn_int pitch, const float *FNN_RESTRICT b, float *c, fnn_int ldc, int n,
+                  int accumulate)
+{
+    __m512 acc[6][4];
+    __mmask16 mask[4];
+    const float *a0 = arow[0], *a1 = arow[m > 1], *a2 = arow[m > 2 ? 2 : 0];
+    const float *a3 = arow[m > 3 ? 3 : 0], *a4 = arow[m > 4 ? 4 : 0], *a5 = arow[m > 5 ? 5 : 0];
+    fnn_int r, ow;
+    int i, v;
+    FNN_UNROLL(6)
+    for (i = 0; i < 6; i++) {
+        FNN_UNROLL(4)
+        for (v = 0; v < 4; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    }
+    for (r = 0; r < nrows; r++) {
+        const fnn_int o = r * pitch;
+        for (ow = 0; ow < wout; ow++) {
+            const fnn_int q = o + ow * SW;
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+            __m512 av;
+            b += 64;
+#define FNN_ROW_FMAS(i, ap)                                  \
+            av = _mm512_set1_ps(ap[q]);                      \
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);  \
+            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);  \
+            acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);  \
+            acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3])
+            FNN_ROW_FMAS(0, a0);
+            FNN_ROW_FMAS(1, a1);
+            FNN_ROW_FMAS(2, a2);
+            FNN_ROW_FMAS(3, a3);
+            FNN_ROW_FMAS(4, a4);
+            FNN_ROW_FMAS(5, a5);
+#undef FNN_ROW_FMAS
+        }
+    }
+    FNN_UNROLL(4)
+    for (v = 0; v < 4; v++) {
+        const int left = n - 16 * v;
+        mask[v] = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1u : 0u);
+    }
+    FNN_UNROLL(6)
+    for (i = 0; i < 6; i++) {
+        if (i >= m)
+            break;
+        FNN_UNROLL(4)
+        for (v = 0; v < 4; v++) {
+            __m512 t = acc[i][v];
+            if (accumulate)
+                t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mask[v], c + i * ldc + 16 * v));
+            _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], t);
+        }
+    }
+}
+
+FNN_TARGET_AVX512 static void fnn_convrows_f32_avx512(const float *const *arow, int m, fnn_int nrows,
+                                                      fnn_int wout, fnn_int pitch, int sw,
+                                                      const float *b, float *c, fnn_int ldc, int n,
+                                                      int accumulate)
+{
+    if (sw == 1)
+        fnn_convrows_body(1, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
+    else
+        fnn_convrows_body(2, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
+}
+
 #endif /* FNN_X86_64 */
 
 #include "fnn_isa.h"
@@ -140,5 +220,16 @@ void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *of
 #else
     (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)sw, (void)wr, (void)bias;
     (void)oc_valid, (void)np, (void)y, (void)ys;
+#endif
+}
+
+void fnn_convrows_f32(const float *const *arow, int m, fnn_int nrows, fnn_int wout, fnn_int pitch,
+                      int sw, const float *b, float *c, fnn_int ldc, int n, int accumulate)
+{
+#ifdef FNN_X86_64
+    fnn_convrows_f32_avx512(arow, m, nrows, wout, pitch, sw, b, c, ldc, n, accumulate);
+#else
+    (void)arow, (void)m, (void)nrows, (void)wout, (void)pitch, (void)sw, (void)b, (void)c;
+    (void)ldc, (void)n, (void)accumulate;
 #endif
 }
