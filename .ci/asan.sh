@@ -18,7 +18,7 @@
 #
 # Subsets (those present are run; CI=1 selects the short hypothesis profile):
 #   ASan:  test_kernels test_gemm_core test_exactness test_errors test_threads test_nonfinite
-#          test_fork test_large test_layers (less test_large's RSS-growth tests: ASan's
+#          test_fork test_large test_layers test_conv_paths test_conv_tiles (less test_large's RSS-growth tests: ASan's
 #          quarantine holds freed memory by design)
 #   debug: test_kernels test_gemm_core test_errors test_nonfinite, then test_threads' determinism
 #          and concurrency tests
@@ -104,7 +104,7 @@ say "AddressSanitizer build"
 build FASTNN_SANITIZE=address
 # shellcheck disable=SC2046
 ASAN_FILES=$(present test_kernels test_gemm_core test_exactness test_errors test_threads \
-                     test_nonfinite test_fork test_large test_layers)
+                     test_nonfinite test_fork test_large test_layers test_conv_paths test_conv_tiles)
 say "AddressSanitizer run: $ASAN_FILES"
 # ASan's quarantine keeps freed memory on purpose: the RSS-growth tests do not apply there.
 # shellcheck disable=SC2086
