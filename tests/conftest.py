@@ -1,5 +1,7 @@
 """Shared test configuration: hypothesis profiles, build checks, dispatch-path forcing."""
 import os
+import pathlib
+import sys
 import types
 
 import numpy as np
@@ -19,6 +21,10 @@ settings.register_profile("thorough", max_examples=1500, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 KERNELS = _runtime._kernels
+
+# Test files import their shared helpers (conv_helpers.py) from this folder, which pytest's
+# importlib mode leaves off sys.path.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
 def available_cpu_paths():

@@ -16,6 +16,8 @@ import pytest
 import fastnn
 from fastnn import _runtime, reference
 
+from conv_helpers import at_threads, expected_all, run_all, small_ints
+
 DTYPES = [np.float32, np.float64]
 
 # (x shape, w shape, stride, padding, dilation, groups)
@@ -79,19 +81,7 @@ CASES = {
 }
 
 
-def small_ints(rng, shape, dtype):
-    return rng.integers(-6, 7, size=shape).astype(dtype)
 
-
-def run_all(x, w, b, dy, stride, padding, dilation, groups):
-    y = fastnn.conv2d(x, w, b, stride, padding, dilation, groups)
-    return (y,) + tuple(fastnn.conv2d_backward(dy, x, w, stride, padding, dilation, groups))
-
-
-def expected_all(x, w, b, dy, stride, padding, dilation, groups):
-    f = [a.astype(np.float64) for a in (x, w, b, dy)]
-    y = reference.conv2d(f[0], f[1], f[2], stride, padding, dilation, groups)
-    return (y,) + tuple(reference.conv2d_backward(f[3], f[0], f[1], stride, padding, dilation, groups))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -142,17 +132,6 @@ def test_direct_edges_keep_padding_absent(cpu_path, dtype):
     np.testing.assert_array_equal(gw[np.isfinite(gw_want)], gw_want[np.isfinite(gw_want)])
 
 
-
-def at_threads(threads, call):
-    """call() on a team of `threads` with the serial threshold at 0."""
-    fastnn.set_num_threads(threads)
-    before = _runtime.serial_threshold
-    _runtime.serial_threshold = 0
-    try:
-        return call()
-    finally:
-        _runtime.serial_threshold = before
-        fastnn.set_num_threads(None)
 
 
 # (x shape, w shape, padding, groups) for 3x3 stride-1 convs with a NaN or Inf weight: padding

@@ -27,6 +27,8 @@ import pytest
 import fastnn
 from fastnn import _runtime, reference
 
+from conv_helpers import at_threads, expected_all, run_all, small_ints
+
 
 def _conftest():
     """tests/conftest.py as pytest loaded it (--import-mode=importlib names it tests.conftest)."""
@@ -93,36 +95,13 @@ def grad_input_takes_tiles(*case):
     return _tiles_apply(t)
 
 
-def small_ints(rng, shape, dtype=F32):
-    return rng.integers(-6, 7, size=shape).astype(dtype)
-
 
 def y_shape(x_shape, w_shape, stride, padding, dilation, groups):
     g = _geometry(x_shape, w_shape, stride, padding, dilation, groups)
     return (x_shape[0], w_shape[0], g["h_out"], g["w_out"])
 
 
-def run_all(x, w, b, dy, stride, padding, dilation, groups):
-    y = fastnn.conv2d(x, w, b, stride, padding, dilation, groups)
-    return (y,) + tuple(fastnn.conv2d_backward(dy, x, w, stride, padding, dilation, groups))
 
-
-def expected_all(x, w, b, dy, stride, padding, dilation, groups):
-    f = [None if a is None else a.astype(np.float64) for a in (x, w, b, dy)]
-    y = reference.conv2d(f[0], f[1], f[2], stride, padding, dilation, groups)
-    return (y,) + tuple(reference.conv2d_backward(f[3], f[0], f[1], stride, padding, dilation, groups))
-
-
-def at_threads(threads, call):
-    """call() on a team of `threads` with the serial threshold at 0."""
-    fastnn.set_num_threads(threads)
-    before = _runtime.serial_threshold
-    _runtime.serial_threshold = 0
-    try:
-        return call()
-    finally:
-        _runtime.serial_threshold = before
-        fastnn.set_num_threads(None)
 
 
 def without_tiles(call):
