@@ -12,6 +12,13 @@ import fastnn
 from fastnn import _runtime, reference
 
 
+# NumPy's OpenBLAS keeps its worker threads spinning for a while after a threaded call (the
+# oracles make such calls); on a machine with few cores they take the cores from fastnn's
+# team, and a fastnn call timed then measures that contention (16 ms instead of 0.3 ms was
+# seen on 2 cores). fastnn is timed only after this pause.
+SETTLE_SECONDS = 0.2
+
+
 def _best_time(fn, repeat):
     best = float("inf")
     for _ in range(repeat):
@@ -90,11 +97,13 @@ def main(argv=None):
     for dtype in (np.float32, np.float64):
         for name, fast, slow, terms in _cases(rng, dtype):
             want = slow()
+            time.sleep(SETTLE_SECONDS)
             got = fast()
             ok = _agree(got, want, dtype, terms)
             failures += not ok
             t_fast = _best_time(fast, args.repeat)
             t_slow = _best_time(slow, args.repeat)
+            time.sleep(SETTLE_SECONDS)
             print(f"{name:<44} {np.dtype(dtype).name:<8} {t_fast * 1e3:>10.3f} {t_slow * 1e3:>10.3f} "
                   f"{t_slow / t_fast:>7.1f}x  {'ok' if ok else 'MISMATCH'}")
     print()
