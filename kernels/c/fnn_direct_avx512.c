@@ -207,16 +207,21 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
  * the plane. A padded column is a masked 0 times dY: callers pass all-finite dY. Lanes
  * past w_out hold junk and are never summed.
  */
-#define FNN_GRAD_WEIGHT3X3_PLANE(SFX, T, VT, MASKT, LANES, LOADZ, LOADU, STOREU, FMADD)               \
+/* dY row oh of the column vector at j, or zeros where it does not exist; ok says which. */
+#define FNN_DY_ROW(LOADZ, oh, ok)                                                                       \
+    ((ok) = (size_t)(oh) < (size_t)g->h_out, (ok) ? LOADZ(dmask, dy + (oh) * g->w_out + j) : zero)
+
+#define FNN_GRAD_WEIGHT3X3_PLANE(SFX, T, VT, MASKT, LANES, LOADZ, LOADU, STOREU, FMADD, SETZERO)      \
     FNN_TARGET_AVX512 void fnn_grad_weight3x3_plane_##SFX##_avx512(                                  \
         const fnn_plane_geom *g, const T *FNN_RESTRICT dy, const T *FNN_RESTRICT x,                 \
         T *FNN_RESTRICT lanes)                                                                      \
     {                                                                                               \
         const fnn_int wc = (g->w_out + LANES - 1) / LANES * LANES;                                  \
+        const VT zero = SETZERO();                                                                  \
         fnn_int j, ih, ih_lo, ih_hi, b;                                                             \
-        int a, t;                                                                                   \
+        int a, t, dv[3];                                                                            \
         MASKT mask[3], dmask;                                                                       \
-        VT acc[9], xv[3], d;                                                                        \
+        VT acc[9], xv[3], d[3];                                                                     \
         /* input rows read by some output row: oh - pt + a for oh < h_out, a < 3 */                 \
         ih_lo = -g->pt > 0 ? -g->pt : 0;                                                            \
         ih_hi = g->h_out - 1 - g->pt + 3 < g->h ? g->h_out - 1 - g->pt + 3 : g->h;                  \
@@ -230,21 +235,27 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
             FNN_UNROLL(9)                                                                           \
             for (t = 0; t < 9; t++)                                                                 \
                 acc[t] = LOADU(lanes + t * wc + j);                                                 \
+            /* d[a]: the dY row oh = ih + pt - a that input row ih meets through kernel row a,
+             * if it exists (dv[a]); each new input row shifts the window by one dY row, so
+             * every dY row is loaded once per column vector */                             \
+            d[0] = FNN_DY_ROW(LOADZ, ih_lo + g->pt - 1, dv[0]);                                          \
+            d[1] = FNN_DY_ROW(LOADZ, ih_lo + g->pt - 2, dv[1]);                                          \
             for (ih = ih_lo; ih < ih_hi; ih++) {                                                    \
                 const T *FNN_RESTRICT xr = xc + ih * g->w;                                          \
+                d[2] = d[1], dv[2] = dv[1];                                                         \
+                d[1] = d[0], dv[1] = dv[0];                                                         \
+                d[0] = FNN_DY_ROW(LOADZ, ih + g->pt, dv[0]);                                             \
                 xv[0] = LOADZ(mask[0], xr);                                                         \
                 xv[1] = LOADZ(mask[1], xr + 1);                                                     \
                 xv[2] = LOADZ(mask[2], xr + 2);                                                     \
                 /* row ih is kernel row a of output row oh = ih + pt - a */                         \
                 FNN_UNROLL(3)                                                                       \
                 for (a = 0; a < 3; a++) {                                                           \
-                    const fnn_int oh = ih + g->pt - a;                                              \
-                    if ((size_t)oh >= (size_t)g->h_out)                                             \
+                    if (!dv[a])                                                                     \
                         continue;                                                                   \
-                    d = LOADZ(dmask, dy + oh * g->w_out + j);                                       \
-                    acc[3 * a] = FMADD(d, xv[0], acc[3 * a]);                                       \
-                    acc[3 * a + 1] = FMADD(d, xv[1], acc[3 * a + 1]);                               \
-                    acc[3 * a + 2] = FMADD(d, xv[2], acc[3 * a + 2]);                               \
+                    acc[3 * a] = FMADD(d[a], xv[0], acc[3 * a]);                                    \
+                    acc[3 * a + 1] = FMADD(d[a], xv[1], acc[3 * a + 1]);                            \
+                    acc[3 * a + 2] = FMADD(d[a], xv[2], acc[3 * a + 2]);                            \
                 }                                                                                   \
             }                                                                                       \
             FNN_UNROLL(9)                                                                           \
@@ -266,9 +277,9 @@ FNN_CONV3X3_ROWS4(f64, double, __m512d, __mmask8, _mm512_setzero_pd, _mm512_set1
 FNN_CONV3X3_PLANES4(f32, float, __mmask16, 16)
 FNN_CONV3X3_PLANES4(f64, double, __mmask8, 8)
 FNN_GRAD_WEIGHT3X3_PLANE(f32, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_loadu_ps,
-                         _mm512_storeu_ps, _mm512_fmadd_ps)
+                         _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_setzero_ps)
 FNN_GRAD_WEIGHT3X3_PLANE(f64, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_loadu_pd,
-                         _mm512_storeu_pd, _mm512_fmadd_pd)
+                         _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_setzero_pd)
 
 /*
  * dst[0:n] = src[0:n] with non-temporal stores for the 64-byte-aligned lines of dst (plain
