@@ -96,14 +96,7 @@ def test_direct_paths_exact(compiled_only, cpu_path, case, dtype):
     dy = small_ints(rng, y_shape, dtype)
     want = expected_all(x, w, b, dy, stride, padding, dilation, groups)
     for threads in (1, 3):
-        fastnn.set_num_threads(threads)
-        before = _runtime.serial_threshold
-        _runtime.serial_threshold = 0
-        try:
-            got = run_all(x, w, b, dy, stride, padding, dilation, groups)
-        finally:
-            _runtime.serial_threshold = before
-            fastnn.set_num_threads(None)
+        got = at_threads(threads, lambda: run_all(x, w, b, dy, stride, padding, dilation, groups))
         for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
             assert g.dtype == dtype
             np.testing.assert_array_equal(g, e, err_msg=f"{case} {name} threads={threads}")
@@ -274,10 +267,7 @@ def test_gemm_paths_exact(compiled_only, cpu_path, parallel_everything, case, dt
     want = expected_all(x, w, b, dy, stride, padding, dilation, groups)
     kernels = _runtime._kernels
     for threads in (1, 3):
-        fastnn.set_num_threads(threads)
-        before = _runtime.serial_threshold
-        _runtime.serial_threshold = 0
-        try:
+        def run_each():
             got = run_all(x, w, b, dy, stride, padding, dilation, groups)
             # each kernel on its own, so the team it ran on can be checked
             for name, call in (
@@ -296,9 +286,8 @@ def test_gemm_paths_exact(compiled_only, cpu_path, parallel_everything, case, dt
                 if threads > 1:
                     assert kernels.last_team_size() > 1, f"{case} {name} ran on one thread"
                 np.testing.assert_array_equal(again, got[("y", "grad_input", "grad_weight").index(name)])
-        finally:
-            _runtime.serial_threshold = before
-            fastnn.set_num_threads(None)
+            return got
+        got = at_threads(threads, run_each)
         for name, g, e in zip(("y", "grad_input", "grad_weight", "grad_bias"), got, want):
             assert g.dtype == dtype
             np.testing.assert_array_equal(g, e, err_msg=f"{case} {name} threads={threads}")
@@ -313,14 +302,8 @@ def test_gemm_paths_bit_identical_across_threads(cpu_path, parallel_everything, 
     dy = rng.standard_normal((3, 7, 10, 9)).astype(dtype)
     results = []
     for threads in (1, 2, 3):
-        fastnn.set_num_threads(threads)
-        before = _runtime.serial_threshold
-        _runtime.serial_threshold = 0
-        try:
-            results.append((fastnn.conv2d(x, w, None, 1, 1),) + tuple(fastnn.conv2d_backward(dy, x, w, 1, 1)))
-        finally:
-            _runtime.serial_threshold = before
-            fastnn.set_num_threads(None)
+        results.append(at_threads(threads, lambda: (fastnn.conv2d(x, w, None, 1, 1),)
+                                  + tuple(fastnn.conv2d_backward(dy, x, w, 1, 1))))
     for other in results[1:]:
         for a, c in zip(results[0], other):
             np.testing.assert_array_equal(a, c)
