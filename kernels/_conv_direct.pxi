@@ -320,6 +320,9 @@ cdef inline void grad_weight_wide_item(const ConvGeom *g, const fnn_plane_geom *
     memset(bsums, 0, WIDE_CHANNELS_PER_ITEM * sizeof(double))
     for img in range(g.n):
         xc = x + (img * g.c_in + grp * g.cin_g + c) * plane_in
+        if img + 1 < g.n:  # the item's planes in the next image, megabytes away
+            fnn_prefetch_l2(xc + g.c_in * plane_in, plane_in * sizeof(floating))
+            fnn_prefetch_l2(dy + ((img + 1) * g.c_out + co0) * g.p, (co_end - co0) * g.p * sizeof(floating))
         if not unpadded:
             plane_pad(pg, xc, xp, xs)
         for co in range(co0, co_end):
@@ -500,6 +503,9 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
             for img in range(g.n):
                 at = (img * g.c_out + c) * g.p
                 xat = (img * g.c_in + c) * plane_in
+                if img + 1 < g.n:  # the channel's planes in the next image, megabytes away
+                    fnn_prefetch_l2(dy + at + g.c_out * g.p, g.p * sizeof(floating))
+                    fnn_prefetch_l2(x + xat + g.c_in * plane_in, plane_in * sizeof(floating))
                 if stream:
                     plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, tmp)
                     plane_stream_copy(dx + xat, tmp, plane_in)

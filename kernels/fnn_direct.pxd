@@ -27,6 +27,7 @@ cdef extern from "fnn_direct.h" nogil:
     void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
                                         const double *xp, fnn_int xs, double *lanes)
     int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
+    void fnn_prefetch_l2(const void *p, fnn_int bytes)
     void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
                                             float *lanes)
     void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,

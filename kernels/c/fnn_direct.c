@@ -258,3 +258,11 @@ void fnn_plane_pad_f64(const fnn_plane_geom *g, const double *x, double *xp, fnn
 {
     FNN_DISPATCH(pad_plane_f64, (g, x, xp, xs))
 }
+
+void fnn_prefetch_l2(const void *p, fnn_int bytes)
+{
+    const char *c = (const char *)p;
+    fnn_int i;
+    for (i = 0; i < bytes; i += 64)
+        FNN_PREFETCH_L2(c + i);
+}

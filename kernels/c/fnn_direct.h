@@ -123,6 +123,11 @@ void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy
 void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,
                                         double *lanes);
 
+/* Asks for [p, p + bytes) to be brought into L2, line by line: for a plane that a loop will
+ * reach after the current one, when the two are far apart in memory (the hardware
+ * prefetchers follow runs of adjacent lines, not jumps of megabytes). */
+void fnn_prefetch_l2(const void *p, fnn_int bytes);
+
 #ifdef __cplusplus
 }
 #endif

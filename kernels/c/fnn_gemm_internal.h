@@ -50,6 +50,17 @@ extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512;
 #define FNN_UNROLL(n)
 #endif
 
+/* A read prefetch into L2 (not L1: the lines are wanted a whole plane of work later); a
+ * no-op where there is none. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_PREFETCH_L2(addr) __builtin_prefetch((addr), 0, 2)
+#elif defined(FNN_X86_64)
+#include <xmmintrin.h>
+#define FNN_PREFETCH_L2(addr) _mm_prefetch((const char *)(addr), _MM_HINT_T1)
+#else
+#define FNN_PREFETCH_L2(addr) ((void)0)
+#endif
+
 /* A read prefetch into all cache levels; a no-op where there is none. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FNN_PREFETCH(addr) __builtin_prefetch((addr), 0, 3)
