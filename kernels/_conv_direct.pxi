@@ -159,7 +159,7 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     padding itself, the item first copies its input planes zero-padded (padding * weight is
     then an exact 0), so the C kernel never meets an edge; Inf/NaN weights take the
     edge-aware kernel directly. One thread runs the items outside OpenMP: a team of one
-    still pays a futex system call at each of a region's two barriers."""
+    still pays futex system calls at the region's end (two per call, measured with strace)."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp = fnn_plane_padded_geom(&pg)
     # four planes per item where that leaves an item for every thread

@@ -58,18 +58,19 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     off = <fnn_int *>(wr + wr_elems)
     for t in range(taps):
         off[t] = (t // g.kw) * g.dh * gp.w + (t % g.kw) * g.dw
+    # wr[grp][blk][k][o] = w[grp*cout_g + blk*32 + o][k], zero past the group's channels (a
+    # transpose of each 32 x kg block, 16 columns at a time so reads and writes both stay
+    # within a few cache lines). A region of its own: a prange inside `with parallel` ends
+    # without a barrier, and the tiles below must not start on a half-written wr.
+    for wi in prange(g.groups * nblk, schedule='static', num_threads=max(team, 1)):
+        for k0 in range(0, g.kg, 16):
+            for o in range(blk_ch):
+                wc = (wi % nblk) * blk_ch + o
+                for k in range(k0, min(k0 + 16, g.kg)):
+                    wr[wi * blk_elems + k * blk_ch + o] = (
+                        w[((wi // nblk) * g.cout_g + wc) * g.kg + k] if wc < g.cout_g else 0)
     with parallel(num_threads=max(team, 1)):
         _note_team()
-        # wr[grp][blk][k][o] = w[grp*cout_g + blk*32 + o][k], zero past the group's channels
-        # (a transpose of each 32 x kg block, 16 columns at a time so reads and writes both
-        # stay within a few cache lines)
-        for wi in prange(g.groups * nblk, schedule='static'):
-            for k0 in range(0, g.kg, 16):
-                for o in range(blk_ch):
-                    wc = (wi % nblk) * blk_ch + o
-                    for k in range(k0, min(k0 + 16, g.kg)):
-                        wr[wi * blk_elems + k * blk_ch + o] = (
-                            w[((wi // nblk) * g.cout_g + wc) * g.kg + k] if wc < g.cout_g else 0)
         # this thread's padded planes, after a 64-byte header: which image group they hold
         padded = <fnn_int *>fnn_thread_scratch(FNN_SCRATCH_OWN, 64 + g.cin_g * plane_p * sizeof(float))
         if padded == NULL:

@@ -57,6 +57,30 @@ static FNN_FORCE_INLINE FNN_SFX(vec) FNN_SFX(vload)(const int n, const T *p)
     return v;
 }
 
+/* *acc += w * v, and *acc += d * v elementwise: with the vector extensions one fused
+ * multiply-add where the level has it; elsewhere (MSVC) a loop over the elements. */
+static FNN_FORCE_INLINE void FNN_SFX(vmadd)(FNN_SFX(vec) *acc, T w, FNN_SFX(vec) v)
+{
+#ifdef FNN_VECTOR_EXT
+    *acc += w * v;
+#else
+    int j;
+    for (j = 0; j < FNN_VL; j++)
+        FNN_VE(*acc, j) += w * FNN_VE(v, j);
+#endif
+}
+
+static FNN_FORCE_INLINE void FNN_SFX(vmadd_vv)(FNN_SFX(vec) *acc, FNN_SFX(vec) d, FNN_SFX(vec) v)
+{
+#ifdef FNN_VECTOR_EXT
+    *acc += d * v;
+#else
+    int j;
+    for (j = 0; j < FNN_VL; j++)
+        FNN_VE(*acc, j) += FNN_VE(d, j) * FNN_VE(v, j);
+#endif
+}
+
 /* acc[0:n] += w * p[j*sw] */
 static FNN_FORCE_INLINE void FNN_SFX(vfma)(const int n, FNN_SFX(vec) *acc, T w, const T *p, const fnn_int sw)
 {
@@ -138,9 +162,9 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_block)(const int R, const int n, const
 /* acc += wr[0] * v[0] + wr[1] * v[1] + wr[2] * v[2], as three multiply-adds in that order. */
 static FNN_FORCE_INLINE void FNN_SFX(taps3)(FNN_SFX(vec) *acc, const T *wr, const FNN_SFX(vec) *v)
 {
-    *acc += wr[0] * v[0];
-    *acc += wr[1] * v[1];
-    *acc += wr[2] * v[2];
+    FNN_SFX(vmadd)(acc, wr[0], v[0]);
+    FNN_SFX(vmadd)(acc, wr[1], v[1]);
+    FNN_SFX(vmadd)(acc, wr[2], v[2]);
 }
 
 /*
@@ -526,7 +550,7 @@ static FNN_FORCE_INLINE void FNN_SFX(grad_weight_wide)(const int tb, const fnn_p
                 for (tt = 0; tt < tb; tt++) {
                     if (tt < nt) {
                         memcpy(&v, xr + off[tt], sizeof v);
-                        acc[tt] += d * v;
+                        FNN_SFX(vmadd_vv)(&acc[tt], d, v);
                     }
                 }
             }
