@@ -86,23 +86,6 @@ FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2, 6)
 FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512, 9)
 #endif
 
-#ifdef FNN_X86_64
-/* fnn_direct_avx512.c: 3x3, stride 1, dilation 1; padding read as 0 * weight. */
-void fnn_conv3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
-                                  const float *wt, const float *bias, float *y);
-void fnn_conv3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
-                                  const double *wt, const double *bias, double *y);
-void fnn_conv3x3_planes4_f32_avx512(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
-                                    const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys);
-void fnn_conv3x3_planes4_f64_avx512(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
-                                    const double *wt, fnn_int wcs, const double *bias, double *y,
-                                    fnn_int ys);
-void fnn_grad_weight3x3_plane_f32_avx512(const fnn_plane_geom *g, const float *dy, const float *x,
-                                         float *lanes);
-void fnn_grad_weight3x3_plane_f64_avx512(const fnn_plane_geom *g, const double *dy, const double *x,
-                                         double *lanes);
-#endif
-
 int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 {
 #ifdef FNN_X86_64
@@ -114,108 +97,82 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 #endif
 }
 
-/* Whether the planes' geometry reads no padding, or the weights are all finite: then a
- * padded tap may be computed as 0 * weight. */
-#define FNN_PADDING_AS_ZERO(T)                                                                     static int padding_as_zero_##T(const fnn_plane_geom *g, const T *wt, fnn_int count)              {                                                                                                  fnn_int i;                                                                                     if (g->pt <= 0 && g->pl <= 0 && (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&             (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                                   return 1;                                                                                  for (i = 0; i < count; i++)                                                                        if (!(wt[i] - wt[i] == 0))                                                                         return 0;                                                                              return 1;                                                                                  }
-FNN_PADDING_AS_ZERO(float)
-FNN_PADDING_AS_ZERO(double)
-
-void fnn_plane_conv_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
-                        const float *wt, const float *bias, float *y)
-{
+/*
+ * The entry points that route to fnn_direct_avx512.c (3x3, stride 1, dilation 1; padding
+ * read as 0 * weight, so only where the geometry reads none or the weights are all finite),
+ * once per dtype: T the element type, S its suffix.
+ */
 #ifdef FNN_X86_64
-    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_float(g, wt, 9 * nc)) {
-        fnn_conv3x3_plane_f32_avx512(g, x, nc, xs, wt, bias, y);
-        return;
-    }
-#endif
-    FNN_DISPATCH(conv_f32, (g, x, nc, xs, wt, bias, y))
-}
-
-void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
-                        const double *wt, const double *bias, double *y)
-{
-#ifdef FNN_X86_64
-    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_double(g, wt, 9 * nc)) {
-        fnn_conv3x3_plane_f64_avx512(g, x, nc, xs, wt, bias, y);
-        return;
-    }
-#endif
-    FNN_DISPATCH(conv_f64, (g, x, nc, xs, wt, bias, y))
-}
-
-void fnn_plane_conv4_f32(const fnn_plane_geom *g, const float *x, fnn_int nc, fnn_int xs,
-                         const float *wt, fnn_int wcs, const float *bias, float *y, fnn_int ys)
-{
-    int q;
-#ifdef FNN_X86_64
-    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_float(g, wt, 3 * wcs + 9 * nc)) {
-        fnn_conv3x3_planes4_f32_avx512(g, x, nc, xs, wt, wcs, bias, y, ys);
-        return;
-    }
-#endif
-    for (q = 0; q < 4; q++)
-        fnn_plane_conv_f32(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);
-}
-
-void fnn_plane_conv4_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fnn_int xs,
-                         const double *wt, fnn_int wcs, const double *bias, double *y, fnn_int ys)
-{
-    int q;
-#ifdef FNN_X86_64
-    if (fnn_plane_reads_padding_itself(g) && padding_as_zero_double(g, wt, 3 * wcs + 9 * nc)) {
-        fnn_conv3x3_planes4_f64_avx512(g, x, nc, xs, wt, wcs, bias, y, ys);
-        return;
-    }
-#endif
-    for (q = 0; q < 4; q++)
-        fnn_plane_conv_f64(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);
-}
-
-void fnn_stream_copy_f32_avx512(float *dst, const float *src, fnn_int n);
-void fnn_stream_copy_f64_avx512(double *dst, const double *src, fnn_int n);
-
-void fnn_stream_copy_f32(float *dst, const float *src, fnn_int n)
-{
-#ifdef FNN_X86_64
-    if (fnn_active_isa() == FNN_ISA_AVX512) {
-        fnn_stream_copy_f32_avx512(dst, src, n);
-        return;
-    }
-#endif
-    memcpy(dst, src, (size_t)n * sizeof(float));
-}
-
-void fnn_stream_copy_f64(double *dst, const double *src, fnn_int n)
-{
-#ifdef FNN_X86_64
-    if (fnn_active_isa() == FNN_ISA_AVX512) {
-        fnn_stream_copy_f64_avx512(dst, src, n);
-        return;
-    }
-#endif
-    memcpy(dst, src, (size_t)n * sizeof(double));
-}
-
-void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
-                                        float *lanes)
-{
-#ifdef FNN_X86_64
-    fnn_grad_weight3x3_plane_f32_avx512(g, dy, x, lanes);
+#define FNN_AVX512_DECLS(T, S)                                                                     \
+    void fnn_conv3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,           \
+                                        fnn_int xs, const T *wt, const T *bias, T *y);             \
+    void fnn_conv3x3_planes4_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,         \
+                                          fnn_int xs, const T *wt, fnn_int wcs, const T *bias,     \
+                                          T *y, fnn_int ys);                                       \
+    void fnn_grad_weight3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
+                                               T *lanes);                                          \
+    void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);
+#define FNN_ON_AVX512(stmt) stmt
 #else
-    (void)g, (void)dy, (void)x, (void)lanes;
+#define FNN_AVX512_DECLS(T, S)
+#define FNN_ON_AVX512(stmt)
 #endif
-}
 
-void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,
-                                        double *lanes)
-{
-#ifdef FNN_X86_64
-    fnn_grad_weight3x3_plane_f64_avx512(g, dy, x, lanes);
-#else
-    (void)g, (void)dy, (void)x, (void)lanes;
-#endif
-}
+#define FNN_AVX512_ROUTED(T, S)                                                                    \
+    FNN_AVX512_DECLS(T, S)                                                                         \
+    /* Whether the geometry reads no padding, or the weights are all finite: then a padded   */  \
+    /* tap may be computed as 0 * weight. */                                                       \
+    static int padding_as_zero_##S(const fnn_plane_geom *g, const T *wt, fnn_int count)            \
+    {                                                                                              \
+        fnn_int i;                                                                                 \
+        if (g->pt <= 0 && g->pl <= 0 &&                                                            \
+            (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&                         \
+            (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                           \
+            return 1;                                                                              \
+        for (i = 0; i < count; i++)                                                                \
+            if (!(wt[i] - wt[i] == 0))                                                             \
+                return 0;                                                                          \
+        return 1;                                                                                  \
+    }                                                                                              \
+    void fnn_plane_conv_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,           \
+                            const T *wt, const T *bias, T *y)                                      \
+    {                                                                                              \
+        (void)padding_as_zero_##S; /* unused where there is no AVX-512 */                          \
+        FNN_ON_AVX512(if (fnn_plane_reads_padding_itself(g) && padding_as_zero_##S(g, wt, 9 * nc)) { \
+            fnn_conv3x3_plane_##S##_avx512(g, x, nc, xs, wt, bias, y);                             \
+            return;                                                                                \
+        })                                                                                         \
+        FNN_DISPATCH(conv_##S, (g, x, nc, xs, wt, bias, y))                                        \
+    }                                                                                              \
+    void fnn_plane_conv4_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,          \
+                             const T *wt, fnn_int wcs, const T *bias, T *y, fnn_int ys)            \
+    {                                                                                              \
+        int q;                                                                                     \
+        FNN_ON_AVX512(if (fnn_plane_reads_padding_itself(g) &&                                     \
+                          padding_as_zero_##S(g, wt, 3 * wcs + 9 * nc)) {                          \
+            fnn_conv3x3_planes4_##S##_avx512(g, x, nc, xs, wt, wcs, bias, y, ys);                  \
+            return;                                                                                \
+        })                                                                                         \
+        for (q = 0; q < 4; q++)                                                                    \
+            fnn_plane_conv_##S(g, x, nc, xs, wt + q * wcs, bias ? bias + q : NULL, y + q * ys);    \
+    }                                                                                              \
+    void fnn_stream_copy_##S(T *dst, const T *src, fnn_int n)                                      \
+    {                                                                                              \
+        FNN_ON_AVX512(if (fnn_active_isa() == FNN_ISA_AVX512) {                                    \
+            fnn_stream_copy_##S##_avx512(dst, src, n);                                             \
+            return;                                                                                \
+        })                                                                                         \
+        memcpy(dst, src, (size_t)n * sizeof(T));                                                   \
+    }                                                                                              \
+    void fnn_plane_grad_weight_unpadded_##S(const fnn_plane_geom *g, const T *dy, const T *x,      \
+                                            T *lanes)                                              \
+    {                                                                                              \
+        (void)g, (void)dy, (void)x, (void)lanes;                                                   \
+        FNN_ON_AVX512(fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);)                     \
+    }
+
+FNN_AVX512_ROUTED(float, f32)
+FNN_AVX512_ROUTED(double, f64)
 
 void fnn_plane_grad_input_f32(const fnn_plane_geom *g, const float *dy, const float *wt, float *dx)
 {
