@@ -520,16 +520,19 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
     cdef ConvGeom g = make_geom(x.shape, dw.shape, stride, pad, dil, groups, dy.shape)
     cdef int rc
     cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
-    cdef bint direct = g.cin_g == 1 or (small_direct(&g) and (
-        all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)))
-    if not direct and reads_padding(&g):
-        if not (all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)):
-            return False
+    # dY's finiteness, where some path needs it: one pass over dY, not one per question
+    cdef bint finite = True
+    cdef bint direct
+    if g.cin_g == 1 or small_direct(&g) or reads_padding(&g):
+        finite = all_finite(<float *>dy.data, dy.size) if is_f32 else all_finite(<double *>dy.data, dy.size)
+    direct = g.cin_g == 1 or (small_direct(&g) and finite)
+    if not direct and reads_padding(&g) and not finite:
+        return False
     if is_f32:
         with nogil:
             if direct:
                 rc = direct_grad_weight_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data,
-                                             <float *>db.data if db is not None else NULL, num_threads)
+                                             <float *>db.data if db is not None else NULL, finite, num_threads)
             else:
                 if tiles_apply(&g, True) and g.n > 0 and g.p > 0:
                     rc = grad_weight_rows_impl(&g, <float *>dy.data, <float *>x.data, <float *>dw.data,
@@ -543,7 +546,7 @@ def conv2d_grad_weight(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray dw, tuple stri
         with nogil:
             if direct:
                 rc = direct_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data,
-                                             <double *>db.data if db is not None else NULL, num_threads)
+                                             <double *>db.data if db is not None else NULL, finite, num_threads)
             else:
                 rc = conv2d_grad_weight_impl(&g, <double *>dy.data, <double *>x.data, <double *>dw.data, num_threads)
                 if db is not None:

@@ -406,11 +406,12 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
 
 
 cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const floating *x,
-                                 floating *dw, floating *db, int nthreads) noexcept nogil:
+                                 floating *dw, floating *db, bint finite_dy, int nthreads) noexcept nogil:
     """Items are output channels. Each keeps one lane per (tap, output column) summed down
     the rows of every image in order, then adds its lanes across the columns in order: the
     result does not depend on the thread count. x planes are zero-padded first when dY is
-    all finite (as in the forward). Groups of more than one input channel come here only
+    all finite (as in the forward; finite_dy: whether it is, which the caller has checked).
+    Groups of more than one input channel come here only
     as small_direct convolutions with all-finite dY, which the wide form takes."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom gp
@@ -422,7 +423,6 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
-    cdef bint finite_dy = all_finite(dy, g.n * g.c_out * g.p)
     cdef bint pad = plane_reads_padding(&pg) and finite_dy
     cdef fnn_int pe = padded_elems(&pg, sizeof(floating)) if pad else 0
     if finite_dy and g.sw == 1:
