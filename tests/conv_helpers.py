@@ -1,12 +1,29 @@
-"""Helpers shared by the conv test files (test_conv_paths, test_conv_tiles): exact small-integer
+"""Helpers shared by test files (the conv ones, test_kernels): conftest's module, exact small-integer
 problems, every output of a convolution at once, and a forced thread team.
 
 Importable because conftest.py puts this folder on sys.path (pytest's importlib mode does not).
 """
+import importlib.util
+import pathlib
+import sys
+
 import numpy as np
 
 import fastnn
 from fastnn import _runtime, reference
+
+
+def conftest_module():
+    """tests/conftest.py as pytest loaded it, for its helpers in test files (pytest's
+    --import-mode=importlib names it tests.conftest; loaded once more only if it is absent)."""
+    for name in ("tests.conftest", "conftest"):
+        if hasattr(sys.modules.get(name), "float_tolerance"):
+            return sys.modules[name]
+    path = pathlib.Path(__file__).with_name("conftest.py")
+    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_ints(rng, shape, dtype=np.float32):

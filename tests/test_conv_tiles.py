@@ -17,9 +17,6 @@ result exact (each sum is far below 2**24), so any dropped, repeated or misplace
 or channel shows as an inequality against fastnn.reference in float64.
 """
 import functools
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -27,23 +24,11 @@ import pytest
 import fastnn
 from fastnn import _runtime, reference
 
-from conv_helpers import at_threads, expected_all, run_all, small_ints
+from conv_helpers import at_threads, conftest_module, expected_all, run_all, small_ints
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (--import-mode=importlib names it tests.conftest)."""
-    for name in ("tests.conftest", "conftest"):
-        if hasattr(sys.modules.get(name), "float_tolerance"):
-            return sys.modules[name]
-    path = pathlib.Path(__file__).with_name("conftest.py")
-    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-KERNELS = _conftest().KERNELS
-float_tolerance = _conftest().float_tolerance
+KERNELS = conftest_module().KERNELS
+float_tolerance = conftest_module().float_tolerance
 F32 = np.float32
 NAMES = ("y", "grad_input", "grad_weight", "grad_bias")
 

@@ -14,9 +14,6 @@ the seeded grid at the end runs fixed configurations on every path through the `
 fixture, including ones past the GEMM core's MC, KC and NC blocking.
 """
 import contextlib
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -26,23 +23,13 @@ from hypothesis import strategies as st
 import fastnn
 from fastnn import _runtime, reference
 
+from conv_helpers import conftest_module
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (--import-mode=importlib names it tests.conftest)."""
-    for name in ("tests.conftest", "conftest"):
-        if hasattr(sys.modules.get(name), "float_tolerance"):
-            return sys.modules[name]
-    path = pathlib.Path(__file__).with_name("conftest.py")
-    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-KERNELS = _conftest().KERNELS
-float_tolerance = _conftest().float_tolerance
-available_cpu_paths = _conftest().available_cpu_paths
+KERNELS = conftest_module().KERNELS
+float_tolerance = conftest_module().float_tolerance
+available_cpu_paths = conftest_module().available_cpu_paths
 
 PATHS = available_cpu_paths() or ["portable"]
 DTYPES = (np.float32, np.float64)
