@@ -315,6 +315,15 @@ cdef void pack_a_im2col(const Tiling *t, const ConvGeom *g, const fnn_plane_geom
             pack_a(t, mrows, kcb, src, ld, 1, dst + i0 * kcb)
 
 
+cdef inline void store_dwt(const ConvGeom *g, const floating *ct, fnn_int krows, fnn_int ncb,
+                           floating *dwt) noexcept nogil:
+    """A weight-gradient tile of dW^T (krows x ncb, row-major) into dW: dwt[j*kg + i] = ct[i, j]."""
+    cdef fnn_int i, j
+    for j in range(ncb):
+        for i in range(krows):
+            dwt[j * g.kg + i] = ct[i * ncb + j]
+
+
 cdef void grad_weight_split(const ConvGeom *g, const Tiling *t, int nthreads, fnn_int *nbc,
                            fnn_int *n_jb, fnn_int *kchunk, fnn_int *n_kb) noexcept nogil:
     """The weight gradient's tiles of dW^T (K x C_out/g): output-channel blocks of nbc (n_jb
@@ -347,13 +356,12 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int pc_blk, ic_blk
     cdef Tiling t = active_tiling(dy)
     cdef fnn_int nbc, n_jb, kchunk, n_kb, items, item, grp, kb, jb, k_lo, krows, jc, ncb
-    cdef fnn_int img, pc, kcb, ic, mcb, n_runs, i, j
+    cdef fnn_int img, pc, kcb, ic, mcb, n_runs
     cdef floating *buf
     cdef floating *apack
     cdef floating *bpack
     cdef floating *rows
     cdef floating *ct
-    cdef floating *dwt
     cdef const floating *xg
     cdef RowRun *runs
     cdef int failed = 0
@@ -403,11 +411,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
                             pack_a_im2col(&t, g, &pg, xg, k_lo + ic, mcb, pc, kcb, n_runs, runs, rows, apack)
                             macro(&t, mcb, ncb, kcb, apack, bpack, ct + ic * ncb, ncb, flags, NULL)
                         flags = FNN_ACCUMULATE
-                # dW[g][jc + j, k_lo + i] = dW^T tile[i, j]
-                dwt = dw + (grp * g.cout_g + jc) * g.kg + k_lo
-                for j in range(ncb):
-                    for i in range(krows):
-                        dwt[j * g.kg + i] = ct[i * ncb + j]
+                store_dwt(g, ct, krows, ncb, dw + (grp * g.cout_g + jc) * g.kg + k_lo)
     return -1 if failed else 0
 
 

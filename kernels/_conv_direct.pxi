@@ -287,6 +287,19 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     return -1 if failed else 0
 
 
+cdef inline void sum_lanes(const floating *lanes, fnn_int taps, fnn_int lane_stride, fnn_int w_out,
+                           floating *dw) noexcept nogil:
+    """dw[t] = lanes[t*lane_stride + 0] + ... + lanes[t*lane_stride + w_out-1], in that order:
+    the last step of every direct weight gradient (a fixed order whatever the threads)."""
+    cdef fnn_int t, ow
+    cdef floating s
+    for t in range(taps):
+        s = 0
+        for ow in range(w_out):
+            s = s + lanes[t * lane_stride + ow]
+        dw[t] = s
+
+
 # Output channels per work item of the stride-1 weight gradient: they share their input
 # channel's padded plane, copied once per image for all of them.
 cdef fnn_int WIDE_CHANNELS_PER_ITEM = 8
@@ -312,7 +325,7 @@ cdef inline void grad_weight_wide_item(const ConvGeom *g, const fnn_plane_geom *
     cdef fnn_int grp = item // (blocks * g.cin_g)
     cdef fnn_int co0 = grp * g.cout_g + (item // g.cin_g - grp * blocks) * per_item
     cdef fnn_int co_end = min(co0 + per_item, (grp + 1) * g.cout_g)
-    cdef fnn_int co, img, t, ow, at
+    cdef fnn_int co, img, at
     cdef const floating *xc
     cdef floating *lane_co
     cdef floating s
@@ -343,11 +356,7 @@ cdef inline void grad_weight_wide_item(const ConvGeom *g, const fnn_plane_geom *
     for co in range(co0, co_end):
         if db != NULL and c == 0:
             db[co] = <floating>bsums[co - co0]
-        for t in range(taps):
-            s = 0
-            for ow in range(g.w_out):
-                s = s + lanes[(co - co0) * lane_elems + t * wc + ow]
-            dw[(co * g.cin_g + c) * taps + t] = s
+        sum_lanes(lanes + (co - co0) * lane_elems, taps, wc, g.w_out, dw + (co * g.cin_g + c) * taps)
 
 
 cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const floating *x,
@@ -419,7 +428,6 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int co, img, t, ow, lane_elems = taps * g.w_out
     cdef floating *lanes
     cdef floating *xp
-    cdef floating s
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
@@ -446,11 +454,7 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
                     else:
                         plane_grad_weight_lanes(&pg, dy + (img * g.c_out + co) * g.p,
                                                 x + (img * g.c_in + co // g.cout_g) * plane_in, lanes)
-                for t in range(taps):
-                    s = 0
-                    for ow in range(g.w_out):
-                        s = s + lanes[t * g.w_out + ow]
-                    dw[co * taps + t] = s
+                sum_lanes(lanes, taps, g.w_out, g.w_out, dw + co * taps)
     return -1 if failed else 0
 
 
@@ -470,7 +474,7 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
     cdef fnn_int wc = round_up(g.w_out, vl)
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
-    cdef fnn_int c, img, t, ow, at, xat
+    cdef fnn_int c, img, t, at, xat
     cdef floating *scratch
     cdef floating *wflip
     cdef floating *lanes
@@ -518,11 +522,7 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
                 bsum = bsum + plane_total
             if db != NULL:
                 db[c] = <floating>bsum
-            for t in range(taps):
-                s = 0
-                for ow in range(g.w_out):
-                    s = s + lanes[t * wc + ow]
-                dw[c * taps + t] = s
+            sum_lanes(lanes, taps, wc, g.w_out, dw + c * taps)
     return -1 if failed else nonfinite
 
 

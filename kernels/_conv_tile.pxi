@@ -116,7 +116,7 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     cdef fnn_int rows_per_blk = max(<fnn_int>1, t.kc // g.w_out)
     cdef fnn_int kcb_max = rows_per_blk * g.w_out
     cdef fnn_int nbc, n_jb, kchunk, n_kb, items, item, grp, kb, jb, k_lo, krows, jc, ncb
-    cdef fnn_int img, rb, oh0, nrows, kcb, ci_lo, ci_hi, c, jp, jr, ir, k, i, j, m
+    cdef fnn_int img, rb, oh0, nrows, kcb, ci_lo, ci_hi, c, jp, jr, ir, k, i, m
     cdef fnn_int bp_elems, xp_elems, own_elems
     cdef float *bpack
     cdef float *xpad
@@ -176,9 +176,5 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
                                              bpack + jr * kcb, ct + ir * ncb + jr, ncb,
                                              <int>min(<fnn_int>t.nr, ncb - jr), accumulate)
                     accumulate = 1
-            # dW[g][jc + j, k_lo + i] = dW^T tile[i, j]
-            dwt = dw + (grp * g.cout_g + jc) * g.kg + k_lo
-            for j in range(ncb):
-                for i in range(krows):
-                    dwt[j * g.kg + i] = ct[i * ncb + j]
+            store_dwt(g, ct, krows, ncb, dw + (grp * g.cout_g + jc) * g.kg + k_lo)
     return -1 if failed else 0
