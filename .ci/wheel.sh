@@ -106,7 +106,7 @@ for want in kernels/_kernels.pyx kernels/_openmp.pxd kernels/fnn_gemm.pxd kernel
             LICENSE README.md CHANGELOG.md cibuildwheel.toml MANIFEST.in; do
     grep -qxF "$want" "$WORK/sdist-files.txt" || die "sdist lacks $want"
 done
-for glob in 'kernels/*.pxi' 'kernels/c/*.c' 'fastnn/*.pyi' 'tests/fixtures/*.npz' 'examples/*.py'; do
+for glob in 'kernels/*.pxi' 'kernels/c/*.c' 'fastnn/*.pyi' 'fastnn/*/*.pyi' 'tests/fixtures/*.npz' 'examples/*.py'; do
     # every such file of the source tree is in the sdist
     (cd "$WORK/src" && compgen -G "$glob" >/dev/null) || continue
     for f in $(cd "$WORK/src" && echo $glob); do
@@ -157,7 +157,9 @@ echo "  repaired wheel: $(basename "$REPAIRED")  $SIZE bytes ($((SIZE / 1024)) K
 ok "size < $WHEEL_MAX_BYTES bytes"
 unzip -Z1 "$REPAIRED" >"$WORK/wheel-files.txt"
 grep -qxF fastnn/py.typed "$WORK/wheel-files.txt" || die "wheel lacks fastnn/py.typed"
-for f in $(cd "$WORK/src" && ls fastnn/*.pyi 2>/dev/null); do
+# every module of the package (its per-family subpackages and the case registry included) and
+# every stub
+for f in $(cd "$WORK/src" && ls fastnn/*.py fastnn/*/*.py fastnn/*.pyi fastnn/*/*.pyi 2>/dev/null); do
     grep -qxF "$f" "$WORK/wheel-files.txt" || die "wheel lacks $f"
 done
 grep -E '^fastnn\.libs/libgomp-[^/]+\.so' "$WORK/wheel-files.txt" >/dev/null \

@@ -1,19 +1,14 @@
 """fastnn: fast, trustworthy NumPy-native CPU kernels for neural networks.
 
-Kernels (PyTorch's conventions): conv2d, conv2d_backward, rnn_step, rnn_step_backward,
-rnn_forward, rnn_backward. Layers: Conv2d, RNN. Oracles: fastnn.reference.
+Kernels (PyTorch's conventions), one module per family: conv2d, conv2d_backward
+(fastnn.conv); rnn_step, rnn_step_backward, rnn_forward, rnn_backward (fastnn.recurrent).
+Layers: Conv2d, RNN (fastnn.layers). Oracles: fastnn.reference, with the same names.
 """
 from fastnn._version import __version__
 from fastnn import reference
 from fastnn._runtime import get_num_threads, set_num_threads, show_config
-from fastnn._api import (
-    conv2d,
-    conv2d_backward,
-    rnn_backward,
-    rnn_forward,
-    rnn_step,
-    rnn_step_backward,
-)
+from fastnn.conv import conv2d, conv2d_backward
+from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 from fastnn.layers import RNN, Conv2d
 
 __all__ = [

@@ -1,8 +1,10 @@
-"""Argument checking and normalisation for the public kernels.
+"""Argument checking and normalisation, for every kernel family and every layer.
 
 Everything the compiled drivers trust is established here: dtypes, shapes, and C-contiguous,
-native-endian arrays. Every error names the argument it is about.
+native-endian arrays. Every error names the argument it is about. The layers' constructor and
+input checks are at the end.
 """
+import numbers
 import operator
 import sys
 
@@ -145,7 +147,75 @@ def check_out(out, shape, dtype, inputs):
     return out
 
 
+def check_shape(name, arr, shape):
+    """ValueError unless arr (None passes) has exactly this shape."""
+    if arr is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+
+
 def nonlinearity_is_relu(nonlinearity):
     if isinstance(nonlinearity, str) and nonlinearity in ("tanh", "relu"):
         return nonlinearity == "relu"
     raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+
+
+# ---- layer arguments: constructors (ints, pairs, bools, dtype, rng) and forward inputs ----
+
+def layer_int(name, value, minimum):
+    """Return ``value`` as an int, or raise TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def layer_int_pair(name, value, minimum):
+    """Return ``value`` (an int or a pair of ints) as a pair of ints, each >= ``minimum``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    try:
+        pair = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(layer_int(name, v, minimum) for v in pair)
+
+
+def layer_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def layer_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def layer_rng(rng):
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
+
+
+def layer_input(name, x, dtype, ndims):
+    """``x`` as an ndarray of the layer's dtype, with one of the allowed numbers of dimensions."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {want}, got shape {x.shape}")
+    return x.astype(dtype, copy=False)

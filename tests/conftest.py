@@ -52,11 +52,23 @@ class _NoReference(types.ModuleType):
         raise AssertionError(f"fastnn fell back to reference.{name}: the compiled kernel was not tested")
 
 
+def public_kernel_modules():
+    """The modules of the public kernel families (fastnn.conv, fastnn.recurrent, ...): where the
+    functions of fastnn.__all__ live, less the runtime controls."""
+    names = {getattr(fastnn, name).__module__ for name in fastnn.__all__
+             if callable(getattr(fastnn, name)) and not isinstance(getattr(fastnn, name), type)}
+    names.discard(_runtime.__name__)
+    return [sys.modules[name] for name in sorted(names)]
+
+
 @pytest.fixture
 def compiled_only(monkeypatch):
     """Make any fallback from the public API to the NumPy reference fail the test."""
     assert KERNELS is not None, f"compiled kernels did not load: {_runtime.LOAD_ERROR}"
-    monkeypatch.setattr(fastnn._api, "reference", _NoReference("no_reference"))
+    modules = public_kernel_modules()
+    assert fastnn.conv in modules and fastnn.recurrent in modules, modules
+    for module in modules:
+        monkeypatch.setattr(module, "reference", _NoReference("no_reference"))
 
 
 @pytest.fixture

@@ -255,7 +255,7 @@ def test_nonfinite_matches_reference(request, cpu_path, padding, value, where):
         # premise: the forward is the reference's (the compiled drivers decline it)
         monkeypatch = request.getfixturevalue("monkeypatch")
         ref_conv2d = reference.conv2d
-        monkeypatch.setattr(fastnn._api.reference, "conv2d",
+        monkeypatch.setattr(fastnn.conv.reference, "conv2d",
                             lambda *a, **k: fallbacks.append(1) or ref_conv2d(*a, **k))
     for threads in (1, 3):
         got = at_threads(threads, lambda: run_all(x, w, b, dy, *case[2:]))

@@ -91,9 +91,9 @@ def must_use_compiled(name, corrupted):
 
 @pytest.fixture
 def count_fallbacks(monkeypatch):
-    """{name: calls} of the reference functions fastnn._api fell back to."""
+    """{name: calls} of the reference functions fastnn.conv fell back to."""
     calls = {}
-    real = fastnn._api.reference
+    real = fastnn.conv.reference
 
     class Spy:
         def __getattr__(self, attr):
@@ -104,7 +104,7 @@ def count_fallbacks(monkeypatch):
                 return fn(*args, **kwargs)
             return wrapper
 
-    monkeypatch.setattr(fastnn._api, "reference", Spy())
+    monkeypatch.setattr(fastnn.conv, "reference", Spy())
     return calls
 
 

@@ -1,24 +1,4 @@
-"""Pure-NumPy reference implementations of fastnn's public kernels.
-
-This module mirrors fastnn's public kernels one-to-one: same names, same
-argument orders, same return values (PyTorch conventions). It is plain,
-readable NumPy, and it serves three purposes:
-
-* the correctness oracle the compiled kernels are tested against,
-* the fallback used when the compiled extension cannot be loaded,
-* the baseline of the benchmarks.
-
-Every function computes in the dtype of its inputs (float32 or float64) and
-never modifies its inputs. Validation is deliberately light: the public layer
-in ``fastnn`` validates and normalises arguments before calling in here.
-
-Kernels
--------
-conv2d, conv2d_backward
-    2-D cross-correlation in NCHW layout, as ``torch.nn.functional.conv2d``.
-rnn_step, rnn_step_backward, rnn_forward, rnn_backward
-    Elman RNN (``torch.nn.RNNCell`` / ``torch.nn.RNN`` layout), one step or a
-    whole sequence with back-propagation through time.
+"""Pure-NumPy conv2d and conv2d_backward: the oracles of fastnn's conv2d kernels.
 
 Padding, NaN and Inf (checked against PyTorch 2.13)
 ---------------------------------------------------
@@ -38,37 +18,9 @@ ones) multiplies zero padding by the weight and gives ``inf * 0 = nan``.
 
 import numpy as np
 
-__all__ = [
-    "conv2d",
-    "conv2d_backward",
-    "rnn_step",
-    "rnn_step_backward",
-    "rnn_forward",
-    "rnn_backward",
-]
+from fastnn.reference._common import compute_dtype, int_pair, quiet_ieee, store_result
 
-
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
-
-# Inf and NaN inputs are part of the contract (they must reach exactly the outputs that see
-# them); NumPy's warnings about them would only be noise.
-_ieee = np.errstate(invalid="ignore", over="ignore", divide="ignore")
-
-
-def _float_dtype(*arrays):
-    """The dtype to compute in: float32 or float64 inputs keep their dtype
-    (mixed gives float64); integer inputs are computed in float64."""
-    return np.result_type(*arrays, np.float32)
-
-
-def _pair(value):
-    """Normalise an int or a pair of ints to a tuple of two ints."""
-    if np.ndim(value) == 0:
-        return int(value), int(value)
-    a, b = value
-    return int(a), int(b)
+__all__ = ["conv2d", "conv2d_backward"]
 
 
 def _conv_padding(padding, kernel_size, stride, dilation):
@@ -91,7 +43,7 @@ def _conv_padding(padding, kernel_size, stride, dilation):
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)
         raise ValueError(f"padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    ph, pw = _pair(padding)
+    ph, pw = int_pair(padding)
     return (ph, ph), (pw, pw)
 
 
@@ -101,8 +53,8 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation):
     ``pad_before`` is (top, left); the padding after only matters through the
     output size.
     """
-    stride = _pair(stride)
-    dilation = _pair(dilation)
+    stride = int_pair(stride)
+    dilation = int_pair(dilation)
     kernel_size = w_shape[2:]
     pads = _conv_padding(padding, kernel_size, stride, dilation)
     out_hw = []
@@ -157,7 +109,7 @@ def _weight_taps(weight, groups):
 # conv2d
 # ---------------------------------------------------------------------------
 
-@_ieee
+@quiet_ieee
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
@@ -194,7 +146,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     """
     x = np.asarray(x)
     weight = np.asarray(weight)
-    dtype = _float_dtype(x, weight)
+    dtype = compute_dtype(x, weight)
     n, c_in, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
     og = c_out // groups
@@ -217,10 +169,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     y = y.reshape(n, c_out, out_h, out_w)
     if bias is not None:
         y += np.asarray(bias, dtype=dtype).reshape(1, c_out, 1, 1)
-    return _store(y, out)
+    return store_result(y, out)
 
 
-@_ieee
+@quiet_ieee
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
                     needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
@@ -254,7 +206,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     grad_output = np.asarray(grad_output)
     x = np.asarray(x)
     weight = np.asarray(weight)
-    dtype = _float_dtype(grad_output, x, weight)
+    dtype = compute_dtype(grad_output, x, weight)
     n, c_in, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
     og = c_out // groups
@@ -298,198 +250,3 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         grad_input = grad_input.reshape(n, c_in, h, w)
 
     return grad_input, grad_weight, grad_bias
-
-
-# ---------------------------------------------------------------------------
-# RNN
-# ---------------------------------------------------------------------------
-
-def _activation(pre, nonlinearity):
-    if nonlinearity == "tanh":
-        return np.tanh(pre)
-    if nonlinearity == "relu":
-        return np.maximum(pre, 0)  # propagates NaN, like torch.relu
-    raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-
-
-def _through_activation(grad_h_next, h_next, nonlinearity):
-    """The gradient at the pre-activation, from the one at the output h_next = act(pre).
-
-    relu's derivative is applied as PyTorch does, as a select: a dead unit passes no gradient
-    at all, so an Inf or NaN arriving there stops (a product would make 0 * Inf = NaN)."""
-    if nonlinearity == "tanh":
-        return grad_h_next * (1 - h_next * h_next)
-    if nonlinearity == "relu":
-        return np.where(h_next > 0, grad_h_next, 0).astype(grad_h_next.dtype, copy=False)
-    raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-
-
-@_ieee
-def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
-    """One step of an Elman RNN, as ``torch.nn.RNNCell``.
-
-    ``h_next = act(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)``
-
-    Parameters
-    ----------
-    x : array_like, shape (N, I), float32 or float64
-    h : array_like, shape (N, H)
-    w_ih : array_like, shape (H, I)
-    w_hh : array_like, shape (H, H)
-    b_ih, b_hh : array_like, shape (H,), or None
-    nonlinearity : {'tanh', 'relu'}
-
-    Returns
-    -------
-    h_next : ndarray, shape (N, H), dtype of the inputs
-
-    Raises
-    ------
-    ValueError
-        If ``nonlinearity`` is neither 'tanh' nor 'relu'.
-    """
-    x, h, w_ih, w_hh = (np.asarray(a) for a in (x, h, w_ih, w_hh))
-    dtype = _float_dtype(x, h, w_ih, w_hh)
-    pre = x.astype(dtype, copy=False) @ w_ih.astype(dtype, copy=False).T
-    pre += h.astype(dtype, copy=False) @ w_hh.astype(dtype, copy=False).T
-    if b_ih is not None:
-        pre += np.asarray(b_ih, dtype=dtype)
-    if b_hh is not None:
-        pre += np.asarray(b_hh, dtype=dtype)
-    return _activation(pre, nonlinearity)
-
-
-@_ieee
-def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"):
-    """Gradients of one :func:`rnn_step`.
-
-    Parameters
-    ----------
-    grad_h_next : array_like, shape (N, H)
-        Gradient of the loss with respect to ``h_next``.
-    x : array_like, shape (N, I)
-    h : array_like, shape (N, H)
-        The hidden state the step started from.
-    h_next : array_like, shape (N, H)
-        The output of the step (the activation's derivative is computed from
-        it: ``tanh' = 1 - h_next**2``, ``relu' = (h_next > 0)``).
-    w_ih : array_like, shape (H, I)
-    w_hh : array_like, shape (H, H)
-    nonlinearity : {'tanh', 'relu'}
-
-    Returns
-    -------
-    grad_x : ndarray, shape (N, I)
-    grad_h : ndarray, shape (N, H)
-    grad_w_ih : ndarray, shape (H, I)
-    grad_w_hh : ndarray, shape (H, H)
-    grad_b : ndarray, shape (H,)
-        Gradient of ``b_ih`` and of ``b_hh`` alike.
-    """
-    grad_h_next, x, h, h_next, w_ih, w_hh = (
-        np.asarray(a) for a in (grad_h_next, x, h, h_next, w_ih, w_hh))
-    dtype = _float_dtype(grad_h_next, x, h, h_next, w_ih, w_hh)
-    grad_h_next, x, h, h_next, w_ih, w_hh = (
-        a.astype(dtype, copy=False) for a in (grad_h_next, x, h, h_next, w_ih, w_hh))
-    grad_pre = _through_activation(grad_h_next, h_next, nonlinearity)  # (N, H)
-    grad_x = grad_pre @ w_ih
-    grad_h = grad_pre @ w_hh
-    grad_w_ih = grad_pre.T @ x
-    grad_w_hh = grad_pre.T @ h
-    grad_b = grad_pre.sum(axis=0)
-    return grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b
-
-
-@_ieee
-def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
-    """An Elman RNN over a whole sequence, as a one-layer ``torch.nn.RNN``.
-
-    ``hs[t] = act(x[t] @ w_ih.T + b_ih + hs[t-1] @ w_hh.T + b_hh)``, with
-    ``hs[-1] = h0``.
-
-    Parameters
-    ----------
-    x : array_like, shape (T, N, I), float32 or float64
-        T may be 0.
-    h0 : array_like, shape (N, H), or None (zeros)
-    w_ih : array_like, shape (H, I)
-    w_hh : array_like, shape (H, H)
-    b_ih, b_hh : array_like, shape (H,), or None
-    nonlinearity : {'tanh', 'relu'}
-    out : ndarray, shape (T, N, H), optional
-        Preallocated result, written into and returned.
-
-    Returns
-    -------
-    hs : ndarray, shape (T, N, H), dtype of the inputs
-        Every step's hidden state.
-    """
-    x, w_ih, w_hh = (np.asarray(a) for a in (x, w_ih, w_hh))
-    dtype = _float_dtype(x, w_ih, w_hh)
-    t_len, n = x.shape[:2]
-    hidden = w_hh.shape[0]
-    h = np.zeros((n, hidden), dtype=dtype) if h0 is None else np.asarray(h0, dtype=dtype)
-    hs = np.empty((t_len, n, hidden), dtype=dtype)
-    for t in range(t_len):
-        h = rnn_step(x[t], h, w_ih, w_hh, b_ih, b_hh, nonlinearity)
-        hs[t] = h
-    return _store(hs, out)
-
-
-@_ieee
-def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
-    """Back-propagation through time for :func:`rnn_forward`.
-
-    Parameters
-    ----------
-    grad_hs : array_like, shape (T, N, H)
-        Gradient of the loss with respect to every step's hidden state
-        (its direct contribution only, not through later steps).
-    x : array_like, shape (T, N, I)
-    h0 : array_like, shape (N, H), or None (zeros)
-    hs : array_like, shape (T, N, H)
-        The output of :func:`rnn_forward`.
-    w_ih : array_like, shape (H, I)
-    w_hh : array_like, shape (H, H)
-    nonlinearity : {'tanh', 'relu'}
-
-    Returns
-    -------
-    grad_x : ndarray, shape (T, N, I)
-    grad_h0 : ndarray, shape (N, H)
-        Returned even when ``h0`` is None (zeros when T = 0).
-    grad_w_ih : ndarray, shape (H, I)
-    grad_w_hh : ndarray, shape (H, H)
-    grad_b : ndarray, shape (H,)
-        Gradient of ``b_ih`` and of ``b_hh`` alike.
-    """
-    grad_hs, x, hs, w_ih, w_hh = (np.asarray(a) for a in (grad_hs, x, hs, w_ih, w_hh))
-    dtype = _float_dtype(grad_hs, x, hs, w_ih, w_hh)
-    t_len, n, n_in = x.shape
-    hidden = w_hh.shape[0]
-    h0 = np.zeros((n, hidden), dtype=dtype) if h0 is None else np.asarray(h0, dtype=dtype)
-
-    grad_x = np.zeros((t_len, n, n_in), dtype=dtype)
-    grad_w_ih = np.zeros((hidden, n_in), dtype=dtype)
-    grad_w_hh = np.zeros((hidden, hidden), dtype=dtype)
-    grad_b = np.zeros(hidden, dtype=dtype)
-    grad_h = np.zeros((n, hidden), dtype=dtype)  # gradient flowing back from step t+1
-    for t in reversed(range(t_len)):
-        h_prev = hs[t - 1] if t > 0 else h0
-        gx, grad_h, gw_ih, gw_hh, gb = rnn_step_backward(
-            grad_hs[t] + grad_h, x[t], h_prev, hs[t], w_ih, w_hh, nonlinearity)
-        grad_x[t] = gx
-        grad_w_ih += gw_ih
-        grad_w_hh += gw_hh
-        grad_b += gb
-    return grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b
-
-
-def _store(result, out):
-    """Write ``result`` into ``out`` (when given) and return what the caller gets."""
-    if out is None:
-        return result
-    if out.shape != result.shape:
-        raise ValueError(f"out has shape {out.shape}, expected {result.shape}")
-    out[...] = result
-    return out

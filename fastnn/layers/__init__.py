@@ -1,0 +1,22 @@
+"""Thin stateful layers on top of fastnn's kernels, one module per kernel family:
+:class:`Conv2d` (``fastnn.layers.conv``) and :class:`RNN` (``fastnn.layers.recurrent``).
+
+A layer owns its parameters (``params``) and their gradients (``grads``), both plain dicts of
+NumPy arrays keyed exactly like the matching PyTorch module's ``state_dict``. ``forward`` keeps
+what ``backward`` needs; ``backward`` overwrites ``grads`` (it never accumulates) and returns the
+gradient of the input. There is no autograd: chain layers by hand, and update ``params`` in place
+to train::
+
+    conv = fastnn.Conv2d(3, 8, kernel_size=3, padding=1, rng=0)
+    y = conv(x)                        # (N, 8, H, W)
+    grad_x = conv.backward(grad_y)     # fills conv.grads["weight"], conv.grads["bias"]
+    for name, p in conv.params.items():
+        p -= 0.01 * conv.grads[name]   # in place: the layer sees the new values
+
+The arrays in ``params`` and ``grads`` are never replaced, only written into, so an optimizer may
+keep references to them.
+"""
+from fastnn.layers.conv import Conv2d
+from fastnn.layers.recurrent import RNN
+
+__all__ = ["Conv2d", "RNN"]

@@ -1,0 +1,38 @@
+"""Pure-NumPy reference implementations of fastnn's public kernels.
+
+This package mirrors fastnn's public kernels one-to-one: same names, same
+argument orders, same return values (PyTorch conventions). It is plain,
+readable NumPy, and it serves three purposes:
+
+* the correctness oracle the compiled kernels are tested against,
+* the fallback used when the compiled extension cannot be loaded,
+* the baseline of the benchmarks.
+
+Every function computes in the dtype of its inputs (float32 or float64) and
+never modifies its inputs. Validation is deliberately light: the public layer
+in ``fastnn`` validates and normalises arguments before calling in here.
+
+Kernels
+-------
+conv2d, conv2d_backward
+    2-D cross-correlation in NCHW layout, as ``torch.nn.functional.conv2d``.
+rnn_step, rnn_step_backward, rnn_forward, rnn_backward
+    Elman RNN (``torch.nn.RNNCell`` / ``torch.nn.RNN`` layout), one step or a
+    whole sequence with back-propagation through time.
+
+One module per kernel family (``fastnn.reference.conv``, ``fastnn.reference.recurrent``);
+this package re-exports their kernels. The padding, NaN and Inf rules of the convolutions
+are in ``fastnn.reference.conv``'s notes.
+"""
+
+from fastnn.reference.conv import conv2d, conv2d_backward
+from fastnn.reference.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "rnn_step",
+    "rnn_step_backward",
+    "rnn_forward",
+    "rnn_backward",
+]
