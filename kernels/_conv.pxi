@@ -415,7 +415,7 @@ cdef int conv2d_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     return -1 if failed else 0
 
 
-# ---- Python entry points (arguments already validated by fastnn._api) ----------------------
+# ---- Python entry points (arguments already validated by fastnn.conv) ----------------------
 
 cdef inline bint reads_padding(const ConvGeom *g) noexcept nogil:
     """Whether some tap of some output lands in the padding."""

@@ -25,11 +25,18 @@ cdef extern from "fnn_scratch.h" nogil:
         FNN_SCRATCH_OWN
         FNN_SCRATCH_SHARED
 
+# Shared by every family: build facts and the CPU path, the GEMM core, the small-call checks.
 include "_runtime.pxi"
 include "_gemm.pxi"
+include "_fastpath.pxi"
+
+# conv2d: im2col + GEMM drivers, direct kernels, convolution tiles, bias sums, the fast path.
 include "_conv.pxi"
 include "_conv_direct.pxi"
 include "_conv_tile.pxi"
 include "_conv_bias.pxi"
+include "_conv_fastpath.pxi"
+
+# Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"
-include "_fastpath.pxi"
+include "_rnn_fastpath.pxi"
