@@ -1,30 +1,32 @@
 """pytest-benchmark setup for fastnn's benchmarks (bench/bench_*.py).
 
 The project's pytest config (pyproject.toml) collects test_*.py under tests/ only; this file
-makes `pytest bench/ --benchmark-only` collect bench_*.py here too, and adds two options:
+makes `pytest bench/` collect bench_*.py here too, and adds two options:
 
     --bench-threads 1,2   thread counts to run every benchmark at (default 1)
     --bench-impls fastnn,torch,numpy   implementations to time (default all three)
 
-The cases themselves (shapes, FLOPs, the agreement check) come from bench/compare.py, the
-script that makes the headline tables, so both time exactly the same work.
+The cases (shapes, FLOPs, inputs, the agreement check) come from the registry in the installed
+package (fastnn._cases), the same ones bench/compare.py times: nothing here needs the checkout.
+A bench file names its family (FAMILY = "conv2d") and takes the fixtures `case`, `dtype`,
+`impl`, `threads` and `run_case`; every registered `bench` case of that family, in each dtype
+it is registered for, becomes one benchmark per implementation and thread count.
 """
 import functools
 import math
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compare  # noqa: E402  (bench/compare.py: the case definitions)
+from fastnn import _cases
+from fastnn._cases import IMPLS
+from fastnn._cases._timing import Threads, best_of
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastnn benchmarks")
     group.addoption("--bench-threads", default="1",
                     help="comma-separated thread counts for fastnn, torch and OpenBLAS (default 1)")
-    group.addoption("--bench-impls", default=",".join(compare.IMPLS),
+    group.addoption("--bench-impls", default=",".join(IMPLS),
                     help="comma-separated implementations to time: fastnn, torch, numpy")
 
 
@@ -37,6 +39,11 @@ def pytest_collect_file(file_path, parent):
 
 
 def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        cases = _cases.select(tags="bench", family=metafunc.module.FAMILY)
+        params = [pytest.param(case, dtype, id=f"{case.name}-{case.direction}-{dtype.name}")
+                  for case in cases for dtype in case.dtypes]
+        metafunc.parametrize(("case", "dtype"), params)
     if "threads" in metafunc.fixturenames:
         counts = [int(t) for t in metafunc.config.getoption("bench_threads").split(",")]
         metafunc.parametrize("threads", counts, ids=[f"t{n}" for n in counts])
@@ -46,36 +53,40 @@ def pytest_generate_tests(metafunc):
 
 
 @functools.lru_cache(maxsize=None)
-def cached_case(kind, *args):
-    """One Case object per benchmark, shared by its implementations (the float64 truth is cached)."""
-    return getattr(compare, f"{kind}_case")(*args)
+def _instance(case, dtype):
+    """One instance per case and dtype, shared by its implementations (the float64 truth is cached)."""
+    return case.instance(dtype)
 
 
-def run_benchmark(benchmark, case, impl, threads):
-    """Check `impl` of `case` against the float64 reference, then time it; GFLOP/s into extra_info."""
-    fn = case.impls.get(impl)
-    if fn is None:
-        pytest.skip(f"{impl} is not available" + (" (PyTorch is not installed)" if impl == "torch" else ""))
-    if case.threads is not None and threads not in case.threads:
-        pytest.skip(f"{case.name} runs at {case.threads} thread(s) only")
-    benchmark.group = f"{case.suite} {case.name} {case.direction} {case.dtype.name} t{threads}"
-    benchmark.extra_info.update(impl=impl, shape=case.shape, threads=threads, gflop=case.flops / 1e9)
-    case.setup()
-    try:
-        with compare.Threads(threads):
-            worst = case.check(only=(impl,))[impl]
-            benchmark.extra_info["check"] = worst
-            if not worst <= 1.0:
-                pytest.fail(f"{impl} disagrees with the float64 reference: error {worst:.3g} x tolerance")
-            seconds = compare._best_of(fn, 1)
-            # Enough rounds for about a second of timing, at least 3 (the reference's big cases
-            # take seconds a call).
-            rounds = int(min(1000, max(3, math.ceil(1.0 / max(seconds, 1e-7)))))
-            benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1 if seconds < 0.1 else 0)
-    finally:
-        case.teardown()
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None and getattr(stats, "stats", None) is not None:
-        benchmark.extra_info["gflops_best"] = case.flops / stats.stats.min / 1e9
-        benchmark.extra_info["gflops_median"] = case.flops / stats.stats.median / 1e9
-
+@pytest.fixture
+def run_case(benchmark):
+    """run_case(case, dtype, impl, threads): check `impl` against the float64 reference, then
+    time it; GFLOP/s into extra_info."""
+    def run(case, dtype, impl, threads):
+        inst = _instance(case, dtype)
+        fn = inst.impls.get(impl)
+        if fn is None:
+            pytest.skip(f"{impl} is not available" + (" (PyTorch is not installed)" if impl == "torch" else ""))
+        if case.threads is not None and threads not in case.threads:
+            pytest.skip(f"{case.name} runs at {case.threads} thread(s) only")
+        benchmark.group = f"{case.family} {case.name} {case.direction} {inst.dtype.name} t{threads}"
+        benchmark.extra_info.update(impl=impl, shape=case.shape, threads=threads, gflop=case.flops / 1e9)
+        inst.setup()
+        try:
+            with Threads(threads):
+                worst = inst.check(only=(impl,))[impl]
+                benchmark.extra_info["check"] = worst
+                if not worst <= 1.0:
+                    pytest.fail(f"{impl} disagrees with the float64 reference: error {worst:.3g} x tolerance")
+                seconds = best_of(fn, 1)
+                # Enough rounds for about a second of timing, at least 3 (the reference's big cases
+                # take seconds a call).
+                rounds = int(min(1000, max(3, math.ceil(1.0 / max(seconds, 1e-7)))))
+                benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1 if seconds < 0.1 else 0)
+        finally:
+            inst.teardown()
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None and getattr(stats, "stats", None) is not None:
+            benchmark.extra_info["gflops_best"] = case.flops / stats.stats.min / 1e9
+            benchmark.extra_info["gflops_median"] = case.flops / stats.stats.median / 1e9
+    return run
