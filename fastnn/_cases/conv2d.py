@@ -1,5 +1,9 @@
 """conv2d's cases: the forward (`conv2d`) and backward (`conv2d_backward`, all three
-gradients) on layer shapes from real networks, and a few small ones for the main job."""
+gradients) on layer shapes from real networks, and a few small ones for the main job.
+
+SHAPES is the suite (nine layers, the figures in the README) and the main job's small cases;
+NETWORKS is a wider set of layers taken from real networks, at batch 1, 8 and 32 with their
+odd map sizes, benchmarked only (`python bench/compare.py --suite conv2d --cases 'net_*'`)."""
 import math
 
 import numpy as np
@@ -30,10 +34,89 @@ SHAPES = {
 }
 
 
-def geometry(n, c_in, c_out, hw, k, stride, pad, groups):
-    """The params of a square layer: sizes, and stride/padding as PyTorch's pairs."""
-    return dict(n=n, c_in=c_in, c_out=c_out, h=hw, w=hw, kh=k, kw=k, stride=(stride, stride),
-                padding=(pad, pad), dilation=(1, 1), groups=groups)
+# name: (N, C_in, C_out, H x W, k, stride, padding, groups, dilation); a size, kernel, stride,
+# padding or dilation is an int (both axes) or a pair; padding None is PyTorch's usual
+# dilation * (k - 1) // 2 per axis.
+NETWORKS = {
+    # ResNet-18/50 (torchvision): stems, the late small-map 3x3s, strided 3x3s, 1x1s
+    "net_resnet50_stem_b1": (1, 3, 64, 224, 7, 2, 3, 1, 1),
+    "net_resnet50_l2_1x1": (8, 512, 128, 28, 1, 1, 0, 1, 1),
+    "net_resnet50_l3_s2": (8, 256, 256, 28, 3, 2, 1, 1, 1),
+    "net_resnet50_l4_s2": (8, 512, 512, 14, 3, 2, 1, 1, 1),
+    "net_resnet50_l4": (32, 512, 512, 7, 3, 1, 1, 1, 1),
+    "net_resnet18_l4_b1": (1, 512, 512, 7, 3, 1, 1, 1, 1),
+    # ConvNeXt-T: 4x4 s4 patchify stem, 7x7 depthwise, 1x1 expansion
+    "net_convnext_stem": (8, 3, 96, 224, 4, 4, 0, 1, 1),
+    "net_convnext_dw7_56_b1": (1, 96, 96, 56, 7, 1, 3, 96, 1),
+    "net_convnext_dw7_14": (8, 384, 384, 14, 7, 1, 3, 384, 1),
+    "net_convnext_expand": (8, 192, 768, 28, 1, 1, 0, 1, 1),
+    # EfficientNet-B0: 3x3 s2 stem, 5x5 depthwise (stride 1 and 2), 3x3 stride-2 depthwise
+    "net_effnet_stem": (8, 3, 32, 224, 3, 2, 1, 1, 1),
+    "net_effnet_dw3_s2": (8, 96, 96, 112, 3, 2, 1, 96, 1),
+    "net_effnet_dw5_s2": (8, 144, 144, 56, 5, 2, 2, 144, 1),
+    "net_effnet_dw5_14": (8, 672, 672, 14, 5, 1, 2, 672, 1),
+    "net_effnet_dw5_s2_b32": (32, 672, 672, 14, 5, 2, 2, 672, 1),
+    # MobileNet v1 / v2: stride-2 and late depthwise 3x3, pointwise expand / project
+    "net_mbv1_dw_s2": (8, 128, 128, 56, 3, 2, 1, 128, 1),
+    "net_mbv1_dw_14_b32": (32, 512, 512, 14, 3, 1, 1, 512, 1),
+    "net_mbv1_pw_14": (8, 512, 512, 14, 1, 1, 0, 1, 1),
+    "net_mbv2_stem_b1": (1, 3, 32, 224, 3, 2, 1, 1, 1),
+    "net_mbv2_expand": (8, 24, 144, 56, 1, 1, 0, 1, 1),
+    "net_mbv2_dw_7_b32": (32, 960, 960, 7, 3, 1, 1, 960, 1),
+    "net_mbv2_project_b32": (32, 960, 160, 7, 1, 1, 0, 1, 1),
+    # MnasNet-A1: 5x5 depthwise
+    "net_mnasnet_dw5_s2": (8, 240, 240, 28, 5, 2, 2, 240, 1),
+    "net_mnasnet_dw5_14_b1": (1, 480, 480, 14, 5, 1, 2, 480, 1),
+    # ResNeXt-50 32x4d (4, 16 and 32 channels per group) and RegNetX/Y (group widths 16 and 8)
+    "net_resnext_l1_g32": (8, 128, 128, 56, 3, 1, 1, 32, 1),
+    "net_resnext_l3_s2_g32": (8, 512, 512, 28, 3, 2, 1, 32, 1),
+    "net_resnext_l4_g32": (32, 1024, 1024, 7, 3, 1, 1, 32, 1),
+    "net_regnetx_gw16": (8, 128, 128, 28, 3, 1, 1, 8, 1),
+    "net_regnety_gw8": (8, 208, 208, 14, 3, 1, 1, 26, 1),
+    "net_regnety_gw8_s2": (8, 440, 440, 14, 3, 2, 1, 55, 1),
+    # DenseNet-121: growth-rate 3x3s (32 output channels), a 1x1 bottleneck of odd width
+    "net_densenet_growth_56": (8, 128, 32, 56, 3, 1, 1, 1, 1),
+    "net_densenet_growth_14_b32": (32, 128, 32, 14, 3, 1, 1, 1, 1),
+    "net_densenet_bottleneck": (8, 352, 128, 28, 1, 1, 0, 1, 1),
+    # SqueezeNet 1.1: the stem (valid, output 111) and fire-module 3x3 expands (few inputs)
+    "net_squeezenet_stem": (8, 3, 64, 224, 3, 2, 0, 1, 1),
+    "net_squeezenet_expand_55": (8, 16, 64, 55, 3, 1, 1, 1, 1),
+    "net_squeezenet_expand_13_b32": (32, 64, 256, 13, 3, 1, 1, 1, 1),
+    # CIFAR networks with a 5x5 first layer
+    "net_cifar_5x5_stem_b32": (32, 3, 32, 32, 5, 1, 2, 1, 1),
+    # HRNet (pose, 256x192 input): a high-resolution branch and a strided fusion, non-square
+    "net_hrnet_branch": (8, 32, 32, (64, 48), 3, 1, 1, 1, 1),
+    "net_hrnet_fuse_s2": (8, 32, 64, (64, 48), 3, 2, 1, 1, 1),
+    # DeepLab v3 / v3+: an atrous 3x3, dilated depthwise (MobileNet v2 backbone at output
+    # stride 16, Xception ASPP separable convolutions)
+    "net_deeplab_aspp_d12_b1": (1, 2048, 256, 33, 3, 1, 12, 1, 12),
+    "net_deeplab_dw_d2": (4, 576, 576, 33, 3, 1, 2, 576, 2),
+    "net_deeplab_dw_d4": (2, 960, 960, 33, 3, 1, 4, 960, 4),
+    "net_deeplab_aspp_dw_d6_b1": (1, 2048, 2048, 33, 3, 1, 6, 2048, 6),
+    # U-Net: a full-resolution 3x3 on a non-square image, the decoder after a skip concat
+    "net_unet_enc_b1": (1, 64, 64, (180, 240), 3, 1, 1, 1, 1),
+    "net_unet_dec_b1": (1, 1024, 512, 30, 3, 1, 1, 1, 1),
+    # Inception v3: factorised 1x7 / 7x1 kernels, a valid stride-2 reduction
+    "net_inception_1x7": (8, 128, 128, 17, (1, 7), 1, (0, 3), 1, 1),
+    "net_inception_7x1": (8, 128, 192, 17, (7, 1), 1, (3, 0), 1, 1),
+    "net_inception_red_s2": (8, 288, 384, 35, 3, 2, 0, 1, 1),
+    # FPN and RetinaNet heads on an 800x1088 image (strides 16, 32 and 64): odd non-square maps
+    "net_fpn_smooth_b1": (1, 256, 256, (50, 68), 3, 1, 1, 1, 1),
+    "net_retinanet_head": (2, 256, 256, (25, 34), 3, 1, 1, 1, 1),
+    "net_retinanet_cls": (2, 256, 720, (13, 17), 3, 1, 1, 1, 1),
+}
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def geometry(n, c_in, c_out, hw, k, stride, pad, groups, dilation=1):
+    """The params of a layer: sizes, and kernel/stride/padding/dilation as PyTorch's pairs."""
+    (h, w), (kh, kw), dil = _pair(hw), _pair(k), _pair(dilation)
+    padding = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, (kh, kw))) if pad is None else _pair(pad)
+    return dict(n=n, c_in=c_in, c_out=c_out, h=h, w=w, kh=kh, kw=kw, stride=_pair(stride),
+                padding=padding, dilation=dil, groups=groups)
 
 
 def output_size(p):
@@ -48,18 +131,20 @@ def forward_flops(p):
 
 
 def describe(p):
-    s = f"{p['n']}x{p['c_in']}x{p['h']}x{p['w']} -> {p['c_out']}, k{p['kh']}"
-    if p["kw"] != p["kh"]:
-        s += f"x{p['kw']}"
-    s += f" s{p['stride'][0]} p{p['padding'][0]}"
+    def axes(pair):
+        return f"{pair[0]}" if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+    s = f"{p['n']}x{p['c_in']}x{p['h']}x{p['w']} -> {p['c_out']}, k{axes((p['kh'], p['kw']))}"
+    s += f" s{axes(p['stride'])} p{axes(p['padding'])}"
     if p["dilation"] != (1, 1):
-        s += f" d{p['dilation'][0]}"
+        s += f" d{axes(p['dilation'])}"
     return s + (f" g{p['groups']}" if p["groups"] > 1 else "")
 
 
 def cases():
     out = []
-    for name, (spec, tags, dtypes) in SHAPES.items():
+    layers = [(name, spec, tags, dtypes) for name, (spec, tags, dtypes) in SHAPES.items()]
+    layers += [(name, spec, {"bench"}, (F32,)) for name, spec in NETWORKS.items()]
+    for name, spec, tags, dtypes in layers:
         p = geometry(*spec)
         flops = forward_flops(p)
         shape = describe(p)
