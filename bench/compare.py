@@ -32,7 +32,7 @@ import numpy as np
 
 import fastnn
 from fastnn import _cases
-from fastnn._cases._case import TOL_FACTOR, torch_module
+from fastnn._cases._case import IMPLS, TOL_FACTOR, torch_module
 from fastnn._cases._timing import Threads, time_alternating
 
 try:
@@ -65,7 +65,7 @@ def gemm_rate(rounds, n=2048, dtype=np.float32):
     return 2 * n**3 / statistics.median(times["numpy"]) / 1e9
 
 
-def run_case(case, dtype, threads, rounds, quick, peak):
+def run_case(case, dtype, threads, rounds, quick, peak, impls=IMPLS):
     row = {"suite": suite_label(case.family, dtype), "case": case.name, "direction": case.direction,
            "dtype": np.dtype(dtype).name, "shape": case.shape, "threads": threads,
            "gflop": case.flops / 1e9}
@@ -73,7 +73,7 @@ def run_case(case, dtype, threads, rounds, quick, peak):
     inst.setup()
     try:
         try:
-            worst = inst.check()
+            worst = inst.check(only=impls)
         except Exception as exc:  # report the case and go on with the others
             row.update(agree=False, check={}, error=f"{type(exc).__name__}: {exc}")
             return row
@@ -83,7 +83,8 @@ def run_case(case, dtype, threads, rounds, quick, peak):
             row["agree"] = False
             return row
         row["agree"] = True
-        times, calls = time_alternating(inst.impls, rounds, target=0.01 if quick else 0.05,
+        chosen = {k: fn for k, fn in inst.impls.items() if k in impls}
+        times, calls = time_alternating(chosen, rounds, target=0.01 if quick else 0.05,
                                         min_calls=1 if quick else 3)
     finally:
         inst.teardown()
@@ -212,7 +213,7 @@ def run(args):
                 if case.threads is not None and threads not in case.threads:
                     continue
                 t0 = time.perf_counter()
-                row = run_case(case, dtype, threads, args.rounds, args.quick, peak)
+                row = run_case(case, dtype, threads, args.rounds, args.quick, peak, args.impls)
                 rows.append(row)
                 print(f"  {case.key} {np.dtype(dtype).name}: "
                       + (f"torch/fastnn {row.get('torch/fastnn', float('nan')):.2f} "
@@ -281,6 +282,9 @@ def parse_args(argv):
                    help=f"families of the case registry ({', '.join(_cases.families())}) or all; "
                    "comma-separated (default all). A family's cases run in every dtype they are "
                    "registered for")
+    p.add_argument("--impls", default=",".join(IMPLS), type=lambda s: tuple(s.split(",")),
+                   help="comma-separated implementations to check and time (default all: "
+                   "fastnn,torch,numpy); leaving numpy out skips the slow reference")
     p.add_argument("--cases", default=None, help="comma-separated case names or glob patterns "
                    "(matched against NAME or SUITE/NAME/DIR), e.g. 'resnet*,conv/stem/fwd'")
     p.add_argument("--threads", default="1,2", type=lambda s: [int(t) for t in s.split(",")],
@@ -292,6 +296,8 @@ def parse_args(argv):
                    help="inherit: as started (default); tuned/default: re-run under that glibc malloc "
                    "setting; both: run under each and print them side by side")
     args = p.parse_args(argv)
+    if not set(args.impls) <= set(IMPLS) or "fastnn" not in args.impls:
+        p.error(f"--impls must include fastnn and be among {', '.join(IMPLS)}")
     for s in args.suite:
         if s not in _cases.families() + ("all",):
             p.error(f"unknown suite {s!r}: choose from {', '.join(_cases.families() + ('all',))}")
