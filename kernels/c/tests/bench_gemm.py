@@ -3,6 +3,8 @@
     python kernels/c/tests/bench_gemm.py [--isa N] [--dtype f32|f64] [--reps R]
         [--shapes MxNxK,...] [--mc MC --kc KC --nc NC]
 
+The default shapes are the registry's GEMM cases (fastnn/_cases/gemm.py).
+
 Runs each case alternating fnn / numpy (this machine is noisy; see
 BUILD-NOTES.md) and reports the best time of each and the ratio. Times are
 the calling thread's CPU time by default (both run in it at 1 thread), which
@@ -20,14 +22,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _gemmlib as G  # noqa: E402
 
-SHAPES = [
-    (2048, 2048, 2048),
-    # conv as W (C_out x 9*C_in) @ cols (9*C_in x pixels)
-    (64, 3136, 576),    # 56x56, 64 -> 64 channels
-    (128, 784, 1152),   # 28x28, 128 -> 128
-    (256, 196, 2304),   # 14x14, 256 -> 256
-    (256, 784, 1152),   # 28x28, 128 -> 256
-]
+def registry_shapes():
+    """The GEMM core's cases of the registry (fastnn._cases.gemm), as (M, N, K): the shapes are
+    defined there once."""
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))  # the checkout, if fastnn is not installed
+    from fastnn._cases.gemm import SHAPES
+    return [(m, n, k) for m, k, n in SHAPES.values()]
 
 
 def parse_shapes(s):
@@ -60,7 +60,7 @@ def main():
     lib = G.load(args.lib)
     if args.isa is not None:
         assert lib.set_isa(args.isa) == args.isa
-    shapes = parse_shapes(args.shapes) if args.shapes else SHAPES
+    shapes = parse_shapes(args.shapes) if args.shapes else registry_shapes()
     rng = np.random.default_rng(0)
     for dname in args.dtype.split(","):
         dt = np.float32 if dname == "f32" else np.float64
