@@ -19,14 +19,21 @@ conv2d, conv2d_backward
 rnn_step, rnn_step_backward, rnn_forward, rnn_backward
     Elman RNN (``torch.nn.RNNCell`` / ``torch.nn.RNN`` layout), one step or a
     whole sequence with back-propagation through time.
+lstm_step, lstm_step_backward, lstm_forward, lstm_backward
+    LSTM (``torch.nn.LSTMCell`` / ``torch.nn.LSTM`` layout, gates i, f, g, o).
+gru_step, gru_step_backward, gru_forward, gru_backward
+    GRU (``torch.nn.GRUCell`` / ``torch.nn.GRU`` layout, gates r, z, n).
 
-One module per kernel family (``fastnn.reference.conv``, ``fastnn.reference.recurrent``);
+One module per kernel family (``fastnn.reference.conv``, ``fastnn.reference.recurrent``,
+``fastnn.reference.lstm``, ``fastnn.reference.gru``);
 this package re-exports their kernels. The padding, NaN and Inf rules of the convolutions
 are in ``fastnn.reference.conv``'s notes.
 """
 
 from fastnn.reference.conv import conv2d, conv2d_backward
 from fastnn.reference.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
+from fastnn.reference.lstm import lstm_backward, lstm_forward, lstm_step, lstm_step_backward
+from fastnn.reference.gru import gru_backward, gru_forward, gru_step, gru_step_backward
 
 __all__ = [
     "conv2d",
@@ -35,4 +42,12 @@ __all__ = [
     "rnn_step_backward",
     "rnn_forward",
     "rnn_backward",
+    "lstm_step",
+    "lstm_step_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_step",
+    "gru_step_backward",
+    "gru_forward",
+    "gru_backward",
 ]
