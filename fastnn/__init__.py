@@ -2,12 +2,16 @@
 
 Kernels (PyTorch's conventions), one module per family: conv2d, conv2d_backward
 (fastnn.conv); rnn_step, rnn_step_backward, rnn_forward, rnn_backward (fastnn.recurrent).
+Also conv_transpose2d, conv_transpose2d_backward (fastnn.conv_transpose) and conv1d,
+conv1d_backward (fastnn.conv_1d).
 Layers: Conv2d, RNN (fastnn.layers). Oracles: fastnn.reference, with the same names.
 """
 from fastnn._version import __version__
 from fastnn import reference
 from fastnn._runtime import get_num_threads, set_num_threads, show_config
 from fastnn.conv import conv2d, conv2d_backward
+from fastnn.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from fastnn.conv_1d import conv1d, conv1d_backward
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 from fastnn.layers import RNN, Conv2d
 
@@ -15,6 +19,10 @@ __all__ = [
     "__version__",
     "conv2d",
     "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv1d",
+    "conv1d_backward",
     "rnn_step",
     "rnn_step_backward",
     "rnn_forward",

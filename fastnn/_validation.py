@@ -118,6 +118,65 @@ def conv_output_size(name, size, pad, kernel, stride, dilation):
     return (padded - span) // stride + 1
 
 
+def int_single(name, value, minimum):
+    """An int or a 1-tuple (or 1-list) of one int, >= minimum, as an int (conv1d's forms)."""
+    if type(value) is int and value >= minimum:
+        return value
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be an int or a 1-tuple of ints, got {value!r}")
+        item = value[0]
+    else:
+        item = value
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a 1-tuple of ints, got {value!r}")
+    try:
+        v = operator.index(item)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a 1-tuple of ints, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return v
+
+
+def conv1d_padding(padding, kernel, dilation, stride):
+    """(left, right) from an int, a 1-tuple, 'valid' or 'same' (torch's rule, as conv_padding)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            if stride != 1:
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+            total = dilation * (kernel - 1)
+            return total // 2, total - total // 2
+        raise ValueError(f"padding must be an int, a 1-tuple of ints, 'same' or 'valid', got {padding!r}")
+    p = int_single("padding", padding, 0)
+    return p, p
+
+
+def output_padding_pair(output_padding, stride, dilation):
+    """output_padding as a pair, each smaller than its axis's stride or dilation (PyTorch's rule:
+    larger would add rows no input pixel can reach)."""
+    op = int_pair("output_padding", output_padding, 0)
+    for o, s, d in zip(op, stride, dilation):
+        if not (o < s or o < d):
+            raise ValueError(f"output_padding must be smaller than the stride or the dilation on each "
+                             f"axis, got output_padding={op}, stride={stride}, dilation={dilation}")
+    return op
+
+
+def transposed_output_size(name, size, pad, kernel, stride, dilation, output_padding):
+    """A transposed convolution's output size on one axis; ValueError when the padding crops
+    all of it."""
+    out = (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
+    if out < 1:
+        raise ValueError(
+            f"padding {pad} crops the whole output {name}: x's {name} {size} with stride {stride}, "
+            f"kernel {kernel}, dilation {dilation} and output_padding {output_padding} gives {out}"
+        )
+    return out
+
+
 def check_size(name, shape, itemsize):
     """ValueError before allocating an array that could never exist."""
     total = 1
@@ -182,6 +241,15 @@ def layer_int_pair(name, value, minimum):
     if len(pair) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return tuple(layer_int(name, v, minimum) for v in pair)
+
+
+def layer_int_single(name, value, minimum):
+    """Return ``value`` (an int or a 1-tuple of one int) as an int >= ``minimum`` (Conv1d's forms)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be an int or a 1-tuple of ints, got {value!r}")
+        value = value[0]
+    return layer_int(name, value, minimum)
 
 
 def layer_dtype(dtype):

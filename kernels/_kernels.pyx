@@ -37,6 +37,9 @@ include "_conv_tile.pxi"
 include "_conv_bias.pxi"
 include "_conv_fastpath.pxi"
 
+# conv_transpose2d (and conv1d) run on conv2d's entry points; the transposed forward's bias.
+include "_conv_transpose.pxi"
+
 # Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"
 include "_rnn_fastpath.pxi"

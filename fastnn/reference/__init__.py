@@ -16,6 +16,11 @@ Kernels
 -------
 conv2d, conv2d_backward
     2-D cross-correlation in NCHW layout, as ``torch.nn.functional.conv2d``.
+conv_transpose2d, conv_transpose2d_backward
+    Transposed 2-D convolution (the direct scatter definition), as
+    ``torch.nn.functional.conv_transpose2d``.
+conv1d, conv1d_backward
+    1-D cross-correlation in NCL layout, as ``torch.nn.functional.conv1d``.
 rnn_step, rnn_step_backward, rnn_forward, rnn_backward
     Elman RNN (``torch.nn.RNNCell`` / ``torch.nn.RNN`` layout), one step or a
     whole sequence with back-propagation through time.
@@ -31,6 +36,8 @@ are in ``fastnn.reference.conv``'s notes.
 """
 
 from fastnn.reference.conv import conv2d, conv2d_backward
+from fastnn.reference.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from fastnn.reference.conv_1d import conv1d, conv1d_backward
 from fastnn.reference.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 from fastnn.reference.lstm import lstm_backward, lstm_forward, lstm_step, lstm_step_backward
 from fastnn.reference.gru import gru_backward, gru_forward, gru_step, gru_step_backward
@@ -38,6 +45,10 @@ from fastnn.reference.gru import gru_backward, gru_forward, gru_step, gru_step_b
 __all__ = [
     "conv2d",
     "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv1d",
+    "conv1d_backward",
     "rnn_step",
     "rnn_step_backward",
     "rnn_forward",

@@ -1,0 +1,149 @@
+"""fastnn's 1-D convolution kernels: validate with conv1d's own words, then run conv2d.
+
+A 1-D convolution is a 2-D one on images one row high: x (N, C_in, L) is viewed as
+(N, C_in, 1, L) and the weight (C_out, C_in // groups, K) as (C_out, C_in // groups, 1, K),
+with stride (1, s), padding (0, p) and dilation (1, d); the views share the arrays' memory,
+so nothing is copied that conv2d would not copy. conv2d then picks its compiled path (its
+small-call fast path, direct kernels for depthwise layers, implicit GEMM for the rest), and
+falls back to its own oracle exactly where conv2d would.
+
+Every argument is checked here first, so that errors speak of lengths, 3-D arrays and
+1-tuples, never of conv2d's heights and widths.
+"""
+from fastnn import _runtime
+from fastnn import _validation as v
+from fastnn import conv as _conv
+from fastnn import reference
+
+__all__ = ["conv1d", "conv1d_backward"]
+
+_kernels = _runtime._kernels
+
+
+class _Conv1dSpec:
+    """The validated geometry of one 1-D convolution, and the conv2d arguments it becomes."""
+
+    __slots__ = ("stride", "padding", "dilation", "groups", "out_shape")
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups):
+        n, c_in, length = x_shape
+        c_out, cin_g, kernel = w_shape
+        self.stride = v.int_single("stride", stride, 1)
+        self.dilation = v.int_single("dilation", dilation, 1)
+        self.groups = v.positive_int("groups", groups)
+        if kernel < 1:
+            raise ValueError(f"weight has an empty kernel: shape {tuple(w_shape)}")
+        if c_in % self.groups:
+            raise ValueError(f"groups={self.groups} does not divide the input channels of x ({c_in})")
+        if c_out % self.groups:
+            raise ValueError(f"groups={self.groups} does not divide the output channels of weight ({c_out})")
+        if cin_g != c_in // self.groups:
+            raise ValueError(
+                f"weight has {cin_g} input channels per group, but x has {c_in} channels "
+                f"and groups={self.groups} (expected {c_in // self.groups})"
+            )
+        pads = v.conv1d_padding(padding, kernel, self.dilation, self.stride)
+        length_out = v.conv_output_size("length", length, pads, kernel, self.stride, self.dilation)
+        self.out_shape = (n, c_out, length_out)
+        # one int for both ends, or 'same' where they differ (an even kernel)
+        self.padding = pads[0] if pads[0] == pads[1] else "same"
+
+    def conv2d_args(self):
+        """(stride, padding, dilation, groups) of the unit-height conv2d."""
+        padding = "same" if self.padding == "same" else (0, self.padding)
+        return (1, self.stride), padding, (1, self.dilation), self.groups
+
+    def reference_args(self):
+        return self.stride, self.padding, self.dilation, self.groups
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
+    """1-D convolution (cross-correlation), as torch.nn.functional.conv1d.
+
+    y[n, o, t] = bias[o] + sum over c, k of weight[o, c, k] * x[n, g*Cg + c, t*stride + k*dilation - left]
+    for output channel o of group g (Cg = C_in // groups); padded positions are absent.
+
+    Parameters
+    ----------
+    x : array_like, (N, C_in, L), float32 or float64
+    weight : array_like, (C_out, C_in // groups, K), same dtype
+    bias : array_like, (C_out,), same dtype, or None
+    stride, dilation : int or (int,), >= 1
+    padding : int or (int,) >= 0, 'valid', or 'same' (stride 1 only; the odd extra position
+        goes at the end, as in PyTorch)
+    groups : int >= 1 dividing C_in and C_out
+    out : ndarray (N, C_out, L_out), optional
+        Written in place and returned: C-contiguous, of x's dtype, not overlapping an input.
+
+    Returns
+    -------
+    y : ndarray (N, C_out, L_out), x's dtype
+        L_out = (L + left + right - dilation*(K - 1) - 1) // stride + 1.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed dtypes, non-integer stride/padding/dilation/groups.
+    ValueError
+        Wrong ndim or shapes, bad stride/padding/dilation/groups, a kernel longer than the
+        padded input, an output too large to exist, a bad `out`.
+    """
+    x = v.as_float_array("x", x, 3)
+    weight = v.as_float_array("weight", weight, 3)
+    if bias is not None:
+        bias = v.as_float_array("bias", bias, 1)
+    dtype = v.common_dtype(x=x, weight=weight, bias=bias)
+    spec = _Conv1dSpec(x.shape, weight.shape, stride, padding, dilation, groups)
+    v.check_shape("bias", bias, spec.out_shape[1:2])
+    v.check_size("conv1d's output for this x, weight, stride, padding and dilation", spec.out_shape,
+                 dtype.itemsize)
+    if out is not None:
+        v.check_out(out, spec.out_shape, dtype, (x, weight, bias))
+    if _kernels is None:
+        return reference.conv1d(x, weight, bias, *spec.reference_args(), out=out)
+    y = _conv.conv2d(x[:, :, None, :], weight[:, :, None, :], bias, *spec.conv2d_args(),
+                     out=None if out is None else out[:, :, None, :])
+    return out if out is not None else y[:, :, 0, :]
+
+
+def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
+    """Gradients of conv1d with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array_like, (N, C_out, L_out)
+        Gradient of the loss with respect to conv1d's output.
+    x, weight, stride, padding, dilation, groups
+        As given to `conv1d`.
+    needs_input_grad, needs_weight_grad, needs_bias_grad : bool
+        Which gradients to compute; the others are returned as None.
+
+    Returns
+    -------
+    grad_input : ndarray (N, C_in, L) or None
+    grad_weight : ndarray (C_out, C_in // groups, K) or None
+    grad_bias : ndarray (C_out,) or None, grad_output.sum(axis=(0, 2))
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `conv1d`; ValueError also when grad_output's shape is not conv1d's output shape.
+    """
+    grad_output = v.as_float_array("grad_output", grad_output, 3)
+    x = v.as_float_array("x", x, 3)
+    weight = v.as_float_array("weight", weight, 3)
+    v.common_dtype(grad_output=grad_output, x=x, weight=weight)
+    spec = _Conv1dSpec(x.shape, weight.shape, stride, padding, dilation, groups)
+    if grad_output.shape != spec.out_shape:
+        raise ValueError(f"grad_output must have shape {spec.out_shape} (conv1d's output), got {grad_output.shape}")
+    if _kernels is None:
+        return reference.conv1d_backward(
+            grad_output, x, weight, *spec.reference_args(), needs_input_grad=needs_input_grad,
+            needs_weight_grad=needs_weight_grad, needs_bias_grad=needs_bias_grad)
+    grad_input, grad_weight, grad_bias = _conv.conv2d_backward(
+        grad_output[:, :, None, :], x[:, :, None, :], weight[:, :, None, :], *spec.conv2d_args(),
+        needs_input_grad=needs_input_grad, needs_weight_grad=needs_weight_grad,
+        needs_bias_grad=needs_bias_grad)
+    return (None if grad_input is None else grad_input[:, :, 0, :],
+            None if grad_weight is None else grad_weight[:, :, 0, :], grad_bias)

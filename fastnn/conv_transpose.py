@@ -1,0 +1,204 @@
+"""fastnn's transposed 2-D convolution kernels: validate, normalise, then run conv2d's drivers.
+
+A transposed convolution is conv2d read backwards, so conv2d's compiled entry points compute
+it, each with the geometry of the conv2d whose input gradient is this layer's forward (input
+H_out x W_out, output H x W, the same stride, padding, dilation, groups and weight):
+
+- the forward is that conv2d's input gradient (conv2d_grad_input, x in the place of dY);
+  output_padding is only the extra rows and columns of that conv2d's input, whose last rows
+  its kernel then does not reach (a crop the drivers take from the shapes);
+- the input gradient is that conv2d's forward (conv2d_forward, grad_output as its input);
+- the weight gradient is its weight gradient with x and grad_output in each other's place;
+- the bias gradient is conv2d's (grad_output summed per channel).
+
+Everything the drivers trust is checked here. When the extension is missing, or where conv2d's
+implicit GEMM would multiply an Inf or NaN by padding (the drivers decline), fastnn.reference
+does the work instead.
+"""
+import numpy as np
+
+from fastnn import _runtime
+from fastnn import _validation as v
+from fastnn import reference
+
+__all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
+
+_kernels = _runtime._kernels
+
+
+class _TransposeSpec:
+    """The validated geometry of one transposed convolution."""
+
+    __slots__ = ("stride", "padding", "output_padding", "dilation", "groups", "out_shape", "terms")
+
+    def __init__(self, x_shape, w_shape, stride, padding, output_padding, groups, dilation):
+        n, c_in, h, w = x_shape
+        w_in, cout_g, kh, kw = w_shape
+        self.stride = v.int_pair("stride", stride, 1)
+        self.padding = v.int_pair("padding", padding, 0)
+        self.dilation = v.int_pair("dilation", dilation, 1)
+        self.output_padding = v.output_padding_pair(output_padding, self.stride, self.dilation)
+        self.groups = v.positive_int("groups", groups)
+        if kh < 1 or kw < 1:
+            raise ValueError(f"weight has an empty kernel: shape {tuple(w_shape)}")
+        if c_in % self.groups:
+            raise ValueError(f"groups={self.groups} does not divide the input channels of x ({c_in})")
+        if w_in != c_in:
+            raise ValueError(f"weight has {w_in} input channels (its first axis, (C_in, C_out // groups, "
+                             f"kH, kW)), but x has {c_in}")
+        h_out, w_out = (
+            v.transposed_output_size(name, size, p, k, s, d, op)
+            for name, size, p, k, s, d, op in zip(("height", "width"), (h, w), self.padding, (kh, kw),
+                                                  self.stride, self.dilation, self.output_padding))
+        self.out_shape = (n, self.groups * cout_g, h_out, w_out)
+        # multiply-adds per input element: its pixel times each output channel of its group and tap
+        self.terms = cout_g * kh * kw
+
+    def flops(self, x_size):
+        return 2 * x_size * self.terms
+
+    def driver_args(self):
+        """(stride, padding, dilation, groups) of the conv2d these kernels run as."""
+        return self.stride, self.padding, self.dilation, self.groups
+
+    def reference_args(self):
+        return self.stride, self.padding, self.output_padding, self.groups, self.dilation
+
+
+def _fill_bias(y, bias, dtype):
+    y[...] = 0 if bias is None else bias.astype(dtype)[:, None, None]
+    return y
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, out=None):
+    """Transposed 2-D convolution, as torch.nn.functional.conv_transpose2d (note its argument
+    order: groups before dilation).
+
+    Each input pixel adds its value times the kernel into its output window:
+    y[n, g*Og + o, iy*sh - ph + i*dh, ix*sw - pw + j*dw] += x[n, c, iy, ix] * weight[c, o, i, j]
+    for the input channels c of group g, Og = C_out // groups. This is the input gradient of
+    conv2d(., weight, stride, padding, dilation, groups) on an H_out x W_out image.
+
+    Parameters
+    ----------
+    x : array_like, (N, C_in, H, W), float32 or float64
+    weight : array_like, (C_in, C_out // groups, kH, kW), same dtype
+    bias : array_like, (C_out,), same dtype, or None
+    stride, dilation : int or (int, int), >= 1
+    padding : int or (int, int), >= 0
+        Rows and columns cropped off each side of the full result (a string is a TypeError,
+        as in PyTorch).
+    output_padding : int or (int, int), >= 0
+        Rows and columns added at the bottom and right; each smaller than its axis's stride or
+        dilation.
+    groups : int >= 1 dividing C_in (C_out is groups * weight.shape[1])
+    out : ndarray (N, C_out, H_out, W_out), optional
+        Written in place and returned: C-contiguous, of x's dtype, not overlapping an input.
+
+    Returns
+    -------
+    y : ndarray (N, C_out, H_out, W_out), x's dtype
+        H_out = (H - 1)*sh - 2*ph + dh*(kH - 1) + output_padding_h + 1, likewise W_out.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed dtypes, non-integer (or string) stride/padding/output_padding/
+        dilation/groups.
+    ValueError
+        Wrong ndim or shapes, bad stride/padding/output_padding/dilation/groups, a padding that
+        crops the whole output, an output too large to exist, a bad `out`.
+    """
+    x = v.as_float_array("x", x, 4)
+    weight = v.as_float_array("weight", weight, 4)
+    if bias is not None:
+        bias = v.as_float_array("bias", bias, 1)
+    dtype = v.common_dtype(x=x, weight=weight, bias=bias)
+    spec = _TransposeSpec(x.shape, weight.shape, stride, padding, output_padding, groups, dilation)
+    v.check_shape("bias", bias, spec.out_shape[1:2])
+    v.check_size("conv_transpose2d's output for this x, weight, stride, padding, output_padding and dilation",
+                 spec.out_shape, dtype.itemsize)
+    if out is not None:
+        y = v.check_out(out, spec.out_shape, dtype, (x, weight, bias))
+    else:
+        y = np.empty(spec.out_shape, dtype)
+    if y.size == 0:
+        return y
+    if x.size == 0:  # no input pixels or channels: nothing scatters, the output is the bias
+        return _fill_bias(y, bias, dtype)
+    if _kernels is not None:
+        threads = _runtime.threads_for(spec.flops(x.size))
+        _kernels.conv2d_grad_input(v.contiguous(x, dtype), v.contiguous(weight, dtype), y,
+                                   *spec.driver_args(), threads)
+        if bias is not None:
+            _kernels.add_channel_bias(y, v.contiguous(bias, dtype), threads)
+        return y
+    y[...] = reference.conv_transpose2d(x, weight, bias, *spec.reference_args())
+    return y
+
+
+def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1, *, needs_input_grad=True, needs_weight_grad=True,
+                              needs_bias_grad=True):
+    """Gradients of conv_transpose2d with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array_like, (N, C_out, H_out, W_out)
+        Gradient of the loss with respect to conv_transpose2d's output.
+    x, weight, stride, padding, output_padding, groups, dilation
+        As given to `conv_transpose2d`.
+    needs_input_grad, needs_weight_grad, needs_bias_grad : bool
+        Which gradients to compute; the others are returned as None.
+
+    Returns
+    -------
+    grad_input : ndarray (N, C_in, H, W) or None
+        conv2d(grad_output, weight, stride, padding, dilation, groups), cut to H x W.
+    grad_weight : ndarray (C_in, C_out // groups, kH, kW) or None
+    grad_bias : ndarray (C_out,) or None, grad_output.sum(axis=(0, 2, 3))
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `conv_transpose2d`; ValueError also when grad_output's shape is not its output shape.
+    """
+    grad_output = v.as_float_array("grad_output", grad_output, 4)
+    x = v.as_float_array("x", x, 4)
+    weight = v.as_float_array("weight", weight, 4)
+    dtype = v.common_dtype(grad_output=grad_output, x=x, weight=weight)
+    spec = _TransposeSpec(x.shape, weight.shape, stride, padding, output_padding, groups, dilation)
+    if grad_output.shape != spec.out_shape:
+        raise ValueError(f"grad_output must have shape {spec.out_shape} (conv_transpose2d's output), "
+                         f"got {grad_output.shape}")
+    dy = v.contiguous(grad_output, dtype)
+    threads = _runtime.threads_for(spec.flops(x.size))
+    # The reference computes whatever the drivers cannot (or declined to: Inf/NaN meeting padding).
+    redo = dict(needs_input_grad=False, needs_weight_grad=False, needs_bias_grad=False)
+    grad_input = grad_weight = grad_bias = None
+    if needs_input_grad:
+        grad_input = np.zeros(x.shape, dtype)
+        # (no output channels: an empty reduction, the zeros stand)
+        if grad_input.size and weight.shape[1] and not (_kernels is not None and _kernels.conv2d_forward(
+                dy, v.contiguous(weight, dtype), None, grad_input, *spec.driver_args(), threads)):
+            redo["needs_input_grad"] = True
+    if needs_weight_grad:
+        grad_weight = np.zeros(weight.shape, dtype)
+        # (no input pixels: every term is absent, the zeros stand)
+        if grad_weight.size and x.size and not (_kernels is not None and _kernels.conv2d_grad_weight(
+                v.contiguous(x, dtype), dy, grad_weight, *spec.driver_args(), threads)):
+            redo["needs_weight_grad"] = True
+    if needs_bias_grad:
+        if _kernels is not None:
+            grad_bias = _kernels.conv2d_grad_bias(dy, np.empty(dy.shape[1], dtype), threads)
+        else:
+            grad_bias = dy.sum(axis=(0, 2, 3), dtype=dtype)
+    if redo["needs_input_grad"] or redo["needs_weight_grad"]:
+        ref_input, ref_weight, _ = reference.conv_transpose2d_backward(
+            dy, x, weight, *spec.reference_args(), **redo)
+        if ref_input is not None:
+            grad_input[...] = ref_input
+        if ref_weight is not None:
+            grad_weight[...] = ref_weight
+    return grad_input, grad_weight, grad_bias
