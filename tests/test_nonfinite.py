@@ -19,6 +19,8 @@ import pytest
 import fastnn
 from fastnn import reference
 
+from kernel_helpers import assert_nonfinite_like
+
 DTYPES = [np.float32, np.float64]
 # the oracle's NumPy arithmetic on Inf and NaN warns; that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
@@ -66,20 +68,6 @@ def taps_reading(name):
         if 0 <= ih < h and 0 <= iw < w:
             reads[oh, ow, a, b] = (ih, iw)
     return reads, (h_out, w_out)
-
-
-def assert_nonfinite_like(got, want, label, rtol=None):
-    """Same NaN mask, same Inf mask and signs, finite values close."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape and got.dtype == want.dtype, label
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{label}: NaN positions differ")
-    np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=f"{label}: Inf positions differ")
-    inf = np.isinf(want)
-    np.testing.assert_array_equal(np.sign(got[inf]), np.sign(want[inf]), err_msg=f"{label}: Inf signs differ")
-    fin = np.isfinite(want)
-    if rtol is None:
-        rtol = 1e-4 if got.dtype == np.float32 else 1e-11
-    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=rtol * 10, err_msg=label)
 
 
 def must_use_compiled(name, corrupted):

@@ -9,48 +9,17 @@ Three independent checks, none of which needs PyTorch:
   written by tests/fixtures/make_fixtures.py).
 """
 
-import json
-import pathlib
-
 import numpy as np
 import pytest
 
 from fastnn import reference
 
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+from oracle_helpers import load_cases, numerical_grad
 
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-def numerical_grad(loss, arrays, index, eps=1e-6):
-    """Central finite-difference gradient of ``loss(*arrays)`` w.r.t. ``arrays[index]``."""
-    arrays = [None if a is None else a.copy() for a in arrays]
-    target = arrays[index]
-    grad = np.zeros_like(target)
-    for i in np.ndindex(target.shape):
-        saved = target[i]
-        target[i] = saved + eps
-        plus = loss(*arrays)
-        target[i] = saved - eps
-        minus = loss(*arrays)
-        target[i] = saved
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def load_cases(filename):
-    """``{case name: {field: array}}`` from a fixture file, with its config decoded."""
-    cases = {}
-    with np.load(FIXTURES / filename) as data:
-        for key in data.files:
-            name, field = key.split("/")
-            cases.setdefault(name, {})[field] = data[key]
-    for fields in cases.values():
-        fields["config"] = json.loads(str(fields["config"]))
-    return cases
-
 
 def naive_conv2d(x, weight, bias, stride, padding, dilation, groups):
     """conv2d as a direct sum over every output pixel (int or pair padding only)."""

@@ -20,8 +20,9 @@ import pytest
 import fastnn
 from fastnn import _runtime, reference
 
+from kernel_helpers import assert_bit_identical, check_deterministic, team_of
+
 KERNELS = _runtime._kernels
-THREAD_COUNTS = sorted({1, 2, 3, os.cpu_count() or 1})
 
 
 @pytest.fixture(autouse=True)
@@ -29,13 +30,6 @@ def _restore_threads():
     before = _runtime._requested_threads
     yield
     fastnn.set_num_threads(before)
-
-
-def _team_of(call):
-    """(call(), size of the last OpenMP team a kernel ran during the call, 0 if none)."""
-    KERNELS.reset_team_size()
-    result = call()
-    return result, KERNELS.last_team_size()
 
 
 def _tolerance(dtype, terms, magnitude):
@@ -137,38 +131,6 @@ def rnn_calls(name, dtype):
     }
 
 
-def assert_bit_identical(got, want, label):
-    if isinstance(want, tuple):
-        assert isinstance(got, tuple) and len(got) == len(want), label
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_bit_identical(g, w, f"{label}[{i}]")
-        return
-    assert got.dtype == want.dtype and got.shape == want.shape, label
-    assert np.array_equal(got, want), f"{label}: values differ ({np.abs(got - want).max()} max)"
-    assert got.tobytes() == want.tobytes(), f"{label}: bytes differ (signed zeros?)"
-
-
-def check_deterministic(calls, serial_only=()):
-    """Run every call at each thread count, twice, and compare bytes with the 1-thread run.
-    Asserts that every multi-thread call, except those in serial_only, ran on a real team."""
-    baseline = {}
-    for n in THREAD_COUNTS:
-        fastnn.set_num_threads(n)
-        assert fastnn.get_num_threads() == n
-        for label, call in calls.items():
-            for repeat in range(2):
-                result, team = _team_of(call)
-                if n == 1:
-                    assert team <= 1, f"{label}: a team of {team} ran with set_num_threads(1)"
-                    if repeat == 0:
-                        baseline[label] = result
-                elif label not in serial_only:
-                    assert team > 1, f"{label}: ran on {team} thread(s) with set_num_threads({n})"
-                    assert team <= n, f"{label}: a team of {team} with set_num_threads({n})"
-                assert_bit_identical(result, baseline[label], f"{label} at {n} threads, call {repeat}")
-    return baseline
-
-
 # ---------------------------------------------------------------------------------------------
 # determinism
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +179,7 @@ def test_recurrence_team_really_parallel(parallel_everything, compiled_only):
     # One step: its N = 33 rows fit one MC block, so the input projection runs serially and
     # a team can only come from the recurrence.
     assert x.shape[1] <= KERNELS.gemm_kernels()["float32"]["mc"]
-    _, team = _team_of(lambda: fastnn.rnn_forward(x[:1], h0, w_ih, w_hh, b_ih, b_hh, nl))
+    _, team = team_of(lambda: fastnn.rnn_forward(x[:1], h0, w_ih, w_hh, b_ih, b_hh, nl))
     assert team == 2
 
 
@@ -346,7 +308,7 @@ def test_set_num_threads_value_wins(compiled_only):
         fastnn.set_num_threads(n)
         assert fastnn.get_num_threads() == n
         assert fastnn.show_config(print_out=False)["num_threads"] == n
-        _, team = _team_of(call)
+        _, team = team_of(call)
         assert team == n
 
 
@@ -419,16 +381,16 @@ def test_threadpoolctl_sees_and_limits_fastnn_openmp(compiled_only):
     assert ours <= listed, f"threadpool_info() lists {listed}, not fastnn's {ours}"
     call = _big_conv()
     fastnn.set_num_threads(None)
-    _, team = _team_of(call)
+    _, team = team_of(call)
     assert team == fastnn.get_num_threads() == (os.cpu_count() or 1)
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert fastnn.get_num_threads() == 1
-        _, team = _team_of(call)
+        _, team = team_of(call)
         assert team == 1
         # an explicit set_num_threads still wins over the limit
         fastnn.set_num_threads(2)
-        _, team = _team_of(call)
+        _, team = team_of(call)
         assert team == 2
         fastnn.set_num_threads(None)
-    _, team = _team_of(call)
+    _, team = team_of(call)
     assert team == (os.cpu_count() or 1)
