@@ -18,9 +18,11 @@
 #
 # Subsets (those present are run; CI=1 selects the short hypothesis profile):
 #   ASan:  test_kernels test_gemm_core test_exactness test_errors test_threads test_nonfinite
-#          test_fork test_large test_layers test_conv_paths test_conv_tiles (less test_large's RSS-growth tests: ASan's
-#          quarantine holds freed memory by design)
-#   debug: test_kernels test_gemm_core test_errors test_nonfinite, then test_threads' determinism
+#          test_fork test_large test_layers test_conv_paths test_conv_tiles test_conv_transpose2d test_conv1d
+#          test_layers_conv_family (less test_large's RSS-growth tests: ASan's quarantine holds freed
+#          memory by design)
+#   debug: test_kernels test_gemm_core test_errors test_nonfinite test_conv_transpose2d test_conv1d,
+#          then test_threads' determinism
 #          and concurrency tests
 # PyTorch comparisons are left out: torch's own libraries under a preloaded ASan are not ours
 # to test (and the venv has no torch, so they would skip anyway).
@@ -104,7 +106,8 @@ say "AddressSanitizer build"
 build FASTNN_SANITIZE=address
 # shellcheck disable=SC2046
 ASAN_FILES=$(present test_kernels test_gemm_core test_exactness test_errors test_threads \
-                     test_nonfinite test_fork test_large test_layers test_conv_paths test_conv_tiles)
+                     test_nonfinite test_fork test_large test_layers test_conv_paths test_conv_tiles \
+                     test_conv_transpose2d test_conv1d test_layers_conv_family)
 say "AddressSanitizer run: $ASAN_FILES"
 # ASan's quarantine keeps freed memory on purpose: the RSS-growth tests do not apply there.
 # shellcheck disable=SC2086
@@ -113,7 +116,7 @@ run_tests 1 "$ASAN_TIMEOUT" $ASAN_FILES \
 
 say "bounds-checked debug build (FASTNN_DEBUG=1)"
 build FASTNN_DEBUG=1
-DEBUG_FILES=$(present test_kernels test_gemm_core test_errors test_nonfinite)
+DEBUG_FILES=$(present test_kernels test_gemm_core test_errors test_nonfinite test_conv_transpose2d test_conv1d)
 say "debug run: $DEBUG_FILES"
 # shellcheck disable=SC2086
 run_tests 0 "$DEBUG_TIMEOUT" $DEBUG_FILES || failed+=("debug run")

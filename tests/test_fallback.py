@@ -72,6 +72,19 @@ for dtype in (np.float32, np.float64):
     checks[f"conv2d same {dtype.__name__}"] = same(
         fastnn.conv2d(x, w[:, :, :, :1], None, padding="same", groups=2),
         reference.conv2d(x, w[:, :, :, :1], None, padding="same", groups=2))
+    xt = rng.standard_normal((2, 6, 5, 4)).astype(dtype)  # w as a transposed weight: 6 -> 2 * 2 channels
+    tgeo = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2, dilation=(1, 2))
+    yt = fastnn.conv_transpose2d(xt, w, b[:4], **tgeo)
+    checks[f"conv_transpose2d {dtype.__name__}"] = same(yt, reference.conv_transpose2d(xt, w, b[:4], **tgeo))
+    dyt = rng.standard_normal(yt.shape).astype(dtype)
+    checks[f"conv_transpose2d_backward {dtype.__name__}"] = same(
+        fastnn.conv_transpose2d_backward(dyt, xt, w, **tgeo), reference.conv_transpose2d_backward(dyt, xt, w, **tgeo))
+    x1, w1 = rng.standard_normal((2, 4, 11)).astype(dtype), rng.standard_normal((6, 2, 4)).astype(dtype)
+    y1 = fastnn.conv1d(x1, w1, b, padding="same", groups=2)
+    checks[f"conv1d {dtype.__name__}"] = same(y1, reference.conv1d(x1, w1, b, padding="same", groups=2))
+    checks[f"conv1d_backward {dtype.__name__}"] = same(
+        fastnn.conv1d_backward(y1, x1, w1, padding="same", groups=2),
+        reference.conv1d_backward(y1, x1, w1, padding="same", groups=2))
     xs = rng.standard_normal((5, 3, 4)).astype(dtype)
     h0 = rng.standard_normal((3, 7)).astype(dtype)
     w_ih = rng.standard_normal((7, 4)).astype(dtype) * 0.5
@@ -92,6 +105,10 @@ for dtype in (np.float32, np.float64):
 layer = fastnn.Conv2d(4, 6, 3, padding=1)
 xl = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)
 checks["Conv2d layer"] = same(layer(xl), reference.conv2d(xl, layer.weight, layer.bias, padding=1))
+layer = fastnn.ConvTranspose2d(4, 6, 3, stride=2, rng=0)
+checks["ConvTranspose2d layer"] = same(layer(xl), reference.conv_transpose2d(xl, layer.weight, layer.bias, stride=2))
+layer = fastnn.Conv1d(4, 6, 3, rng=0)
+checks["Conv1d layer"] = same(layer(xl[:, :, 0]), reference.conv1d(xl[:, :, 0], layer.weight, layer.bias))
 # and validation still runs before the reference
 try:
     fastnn.conv2d(x, w, b, groups=3)
@@ -130,4 +147,4 @@ def test_fallback_without_compiled_kernels(how):
 
     failed = [name for name, ok in report["checks"].items() if not ok]
     assert not failed, f"differ from the reference on the fallback path: {failed}"
-    assert len(report["checks"]) == 2 * (3 + 2 * 4) + 2
+    assert len(report["checks"]) == 2 * (3 + 4 + 2 * 4) + 4
