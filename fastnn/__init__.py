@@ -4,7 +4,8 @@ Kernels (PyTorch's conventions), one module per family: conv2d, conv2d_backward
 (fastnn.conv); rnn_step, rnn_step_backward, rnn_forward, rnn_backward (fastnn.recurrent).
 Also conv_transpose2d, conv_transpose2d_backward (fastnn.conv_transpose) and conv1d,
 conv1d_backward (fastnn.conv_1d).
-Layers: Conv2d, RNN (fastnn.layers). Oracles: fastnn.reference, with the same names.
+Layers: Conv2d, RNN, ConvTranspose2d, Conv1d (fastnn.layers). Oracles: fastnn.reference,
+with the same names.
 """
 from fastnn._version import __version__
 from fastnn import reference
@@ -14,6 +15,7 @@ from fastnn.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from fastnn.conv_1d import conv1d, conv1d_backward
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 from fastnn.layers import RNN, Conv2d
+from fastnn.layers import Conv1d, ConvTranspose2d
 
 __all__ = [
     "__version__",
@@ -29,6 +31,8 @@ __all__ = [
     "rnn_backward",
     "Conv2d",
     "RNN",
+    "ConvTranspose2d",
+    "Conv1d",
     "reference",
     "set_num_threads",
     "get_num_threads",

@@ -1,5 +1,7 @@
 """Thin stateful layers on top of fastnn's kernels, one module per kernel family:
-:class:`Conv2d` (``fastnn.layers.conv``) and :class:`RNN` (``fastnn.layers.recurrent``).
+:class:`Conv2d` (``fastnn.layers.conv``) and :class:`RNN` (``fastnn.layers.recurrent``);
+:class:`ConvTranspose2d` (``fastnn.layers.conv_transpose``) and :class:`Conv1d`
+(``fastnn.layers.conv_1d``).
 
 A layer owns its parameters (``params``) and their gradients (``grads``), both plain dicts of
 NumPy arrays keyed exactly like the matching PyTorch module's ``state_dict``. ``forward`` keeps
@@ -17,6 +19,8 @@ The arrays in ``params`` and ``grads`` are never replaced, only written into, so
 keep references to them.
 """
 from fastnn.layers.conv import Conv2d
+from fastnn.layers.conv_1d import Conv1d
+from fastnn.layers.conv_transpose import ConvTranspose2d
 from fastnn.layers.recurrent import RNN
 
-__all__ = ["Conv2d", "RNN"]
+__all__ = ["Conv2d", "RNN", "ConvTranspose2d", "Conv1d"]
