@@ -269,6 +269,10 @@ def mnemonic_base(m):
 func = None
 bad = defaultdict(Counter)
 wide_in_dispatched = Counter()
+# The FMA peak probe's chains (kernels/c/fnn_peak.c) rely on the compiler contracting a * b + c:
+# its AVX2 and AVX-512 copies must hold fused multiply-adds on ymm / zmm registers.
+PEAK = re.compile(r"^peak_f(32|64)_(avx2|avx512)\b")
+peak_fma = Counter()
 nfuncs = 0
 for line in open(sys.argv[1]):
     m = FUNC.match(line)
@@ -281,6 +285,9 @@ for line in open(sys.argv[1]):
     mnem, ops = m.groups()
     beyond = (bool(WIDE_REG.search(ops)) or (mnem.startswith("v") and mnem not in ("verr", "verw"))
               or mnemonic_base(mnem) is not None)
+    m = PEAK.match(func)
+    if m and mnem.startswith("vfmadd") and ("%ymm" if m.group(2) == "avx2" else "%zmm") in ops:
+        peak_fma[m.group(0)] += 1
     if DISPATCHED.search(func):
         if WIDE_REG.search(ops):
             wide_in_dispatched[func] += 1
@@ -300,6 +307,12 @@ if bad:
         print(f"    {f}: " + ", ".join(f"{k} x{v}" for k, v in c.most_common()))
     sys.exit(1)
 print("  OK: everything outside the avx2/avx512 functions is baseline x86-64 (SSE2)")
+want = {f"peak_f{b}_{isa}" for b in (32, 64) for isa in ("avx2", "avx512")}
+print("  fused multiply-adds in the FMA peak probe:", dict(sorted(peak_fma.items())))
+if set(peak_fma) != want:
+    print(f"  FAIL: no vfmadd on the level's registers in {sorted(want - set(peak_fma))}")
+    sys.exit(1)
+print("  OK: the peak probe's AVX2 and AVX-512 chains are fused multiply-adds")
 EOF
 else
     echo "  skipped: not x86-64 ($(uname -m))"

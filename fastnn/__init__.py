@@ -9,7 +9,7 @@ with the same names.
 """
 from fastnn._version import __version__
 from fastnn import reference
-from fastnn._runtime import get_num_threads, set_num_threads, show_config
+from fastnn._runtime import fma_peak, get_num_threads, set_num_threads, show_config
 from fastnn.conv import conv2d, conv2d_backward
 from fastnn.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from fastnn.conv_1d import conv1d, conv1d_backward
@@ -37,4 +37,5 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "show_config",
+    "fma_peak",
 ]

@@ -1,6 +1,7 @@
 """Loading the compiled kernels, thread counts, the CPU path and fork safety."""
 import os
 import threading
+import time
 import warnings
 
 from fastnn._version import __version__
@@ -127,14 +128,96 @@ def set_cpu_path(name):
     return _kernels.set_isa(name)
 
 
-def show_config(print_out=True):
+PEAK_DTYPES = ("float32", "float64")
+
+
+def fma_peak(threads=None, dtype="float32", isa=None, *, seconds=0.05, repeats=5):
+    """This machine's floating-point peak for fastnn's kernels, in GFLOP/s.
+
+    Independent multiply-add chains held in registers (no memory traffic), compiled for each
+    instruction-set path as the kernels are, run on `threads` threads at once; the best of
+    `repeats` runs of about `seconds` each. A fused multiply-add counts two FLOPs, as in every
+    FLOP count fastnn reports, so a kernel's GFLOP/s divided by this is its share of peak.
+
+    Parameters
+    ----------
+    threads : int >= 1 or None
+        Threads running chains at once (default: `get_num_threads()`).
+    dtype : "float32" or "float64" (or the NumPy dtype)
+    isa : "portable", "avx2", "avx512" or None
+        The instruction-set path (default: the one the kernels use now, `cpu_path()`); at
+        most the CPU's best.
+    seconds : float > 0
+        Length of one timed run.
+    repeats : int >= 1
+
+    Raises
+    ------
+    RuntimeError
+        The compiled kernels are not loaded, or this is a forked child in which GNU OpenMP
+        cannot start a team (see `get_num_threads`) and `threads` > 1.
+    """
+    if _kernels is None:
+        raise RuntimeError(f"fastnn: compiled kernels are not loaded ({LOAD_ERROR})")
+    if threads is None:
+        threads = get_num_threads()
+    elif isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+    elif threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    name = getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or str(dtype)
+    if name not in PEAK_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if isa is None:
+        isa = cpu_path()
+    names = _kernels.ISA_NAMES
+    if isa not in names:
+        raise ValueError(f"isa must be one of {names}, got {isa!r}")
+    if names.index(isa) > names.index(_kernels.cpu_isa()):
+        raise ValueError(f"isa {isa!r} is not supported by this CPU (best: {_kernels.cpu_isa()!r})")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    if threads > 1:
+        if _dead_pool_in_child and _gnu_openmp_loaded():
+            raise RuntimeError("fastnn: GNU OpenMP cannot start threads in this forked process "
+                               "(see get_num_threads); measure with threads=1")
+        _team_leaders.add(threading.get_ident())
+    f64 = name == "float64"
+    chains, lanes = _kernels.peak_shape(isa, f64)
+    flop_per_step = 2 * chains * lanes
+
+    def rate(steps):
+        t0 = time.perf_counter()
+        _kernels.peak_run(isa, f64, threads, steps)
+        elapsed = time.perf_counter() - t0
+        return threads * steps * flop_per_step / elapsed / 1e9, elapsed
+
+    # Size the runs from a short one (which also wakes the team): `seconds` each.
+    steps = 20_000
+    _, elapsed = rate(steps)
+    steps = max(steps, int(steps * seconds / max(elapsed, 1e-6)))
+    return max(rate(steps)[0] for _ in range(repeats))
+
+
+def show_config(print_out=True, peak=False):
     """Print and return fastnn's build and runtime configuration.
+
+    Parameters
+    ----------
+    print_out : bool
+        Print it too.
+    peak : bool
+        Also measure the FMA peak (`fma_peak`) of the active path at the current thread
+        count, float32 and float64 (about half a second each).
 
     Returns
     -------
     dict with keys: version, compiled (bool), load_error (str or None), openmp (bool),
     cpu_path (active instruction-set path), cpu_best (best the CPU supports), num_threads,
-    gemm_kernels (per-dtype micro-kernel names and blocking).
+    gemm_kernels (per-dtype micro-kernel names and blocking); with `peak`, fma_peak: a dict
+    of isa, threads and GFLOP/s per dtype (None without the compiled kernels).
     """
     info = {
         "version": __version__,
@@ -146,6 +229,10 @@ def show_config(print_out=True):
         "num_threads": get_num_threads(),
         "gemm_kernels": _kernels.gemm_kernels() if _kernels is not None else None,
     }
+    if peak:
+        info["fma_peak"] = None if _kernels is None else {
+            "isa": info["cpu_path"], "threads": info["num_threads"],
+            **{d: round(fma_peak(info["num_threads"], d), 1) for d in PEAK_DTYPES}}
     if print_out:
         width = max(map(len, info))
         for key, value in info.items():

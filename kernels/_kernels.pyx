@@ -16,6 +16,7 @@ from fnn_elementwise cimport *
 from fnn_gemv cimport *
 from fnn_im2col cimport *
 from fnn_convtile cimport *
+from fnn_peak cimport *
 
 cnp.import_array()
 
@@ -29,6 +30,8 @@ cdef extern from "fnn_scratch.h" nogil:
 include "_runtime.pxi"
 include "_gemm.pxi"
 include "_fastpath.pxi"
+# The FMA peak probe: the denominator of every share of peak fastnn reports.
+include "_peak.pxi"
 
 # conv2d: im2col + GEMM drivers, direct kernels, convolution tiles, bias sums, the fast path.
 include "_conv.pxi"
