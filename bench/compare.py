@@ -19,9 +19,7 @@ pytest-benchmark files beside this script run.
 """
 import argparse
 import json
-import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,13 +30,9 @@ import numpy as np
 
 import fastnn
 from fastnn import _cases
-from fastnn._cases._case import IMPLS, TOL_FACTOR, torch_module
-from fastnn._cases._timing import Threads, time_alternating
-
-try:
-    import threadpoolctl
-except ImportError:
-    threadpoolctl = None
+from fastnn._cases._case import IMPLS, TOL_FACTOR
+from fastnn._cases._timing import SETTLE_SECONDS, Threads, time_alternating
+from fastnn._report import geomean, machine_info
 
 TUNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
@@ -97,7 +91,7 @@ def run_case(case, dtype, threads, rounds, quick, peak, impls=IMPLS):
             ratios = [t / f for t, f in zip(ts, times["fastnn"])]
             row[f"{k}/fastnn"] = statistics.median(ratios)
             row[f"{k}/fastnn_range"] = [min(ratios), max(ratios)]
-    row["share"] = row["fastnn_gflops"] / peak
+    row["share"] = row["fastnn_gflops"] / peak[row["dtype"]]
     return row
 
 
@@ -107,20 +101,17 @@ def _fmt(v, spec):
     return "" if v is None else format(v, spec)
 
 
-def geomean(values):
-    values = [v for v in values if v is not None and v > 0]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
-
-
 def markdown(rows, meta):
     out = []
     for threads in meta["threads"]:
         sub = [r for r in rows if r["threads"] == threads]
         if not sub:
             continue
-        peak = meta["gemm_rate"][str(threads)]
+        peak = meta["fma_peak"][str(threads)]
         out.append(f"\n### {threads} thread{'s' if threads > 1 else ''} "
-                   f"(float32 GEMM rate, NumPy matmul 2048^3: {peak:.1f} GFLOP/s)\n")
+                   f"(FMA peak, fastnn.fma_peak on {meta['cpu_path']}: {peak['float32']:.1f} GFLOP/s float32, "
+                   f"{peak['float64']:.1f} float64; NumPy matmul 2048^3 float32: "
+                   f"{meta['gemm_rate'][str(threads)]:.1f})\n")
         out.append("| case | dir | dtype | GFLOP | fastnn ms | torch ms | NumPy ms | fastnn GF/s | "
                    "torch GF/s | NumPy GF/s | fastnn share | torch/fastnn | NumPy/fastnn | check |")
         out.append("|" + "---|" * 14)
@@ -154,28 +145,16 @@ def markdown(rows, meta):
 
 
 def machine_meta(args):
-    torch = torch_module()
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    blas = []
-    if threadpoolctl is not None:
-        blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-                for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
-    cfg = fastnn.show_config(print_out=False)
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "torch": torch.__version__ if torch is not None else None,
-        "fastnn": fastnn.__version__, "fastnn_cpu_path": cfg["cpu_path"], "fastnn_compiled": cfg["compiled"],
-        "blas": blas, "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
+    meta = machine_info()  # the same machine facts python -m fastnn records
+    meta.update({
+        "fastnn_cpu_path": meta["cpu_path"], "fastnn_compiled": meta["compiled"],
+        "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
         "rounds": args.rounds, "quick": args.quick, "threads": args.threads,
         "tolerance": f"{TOL_FACTOR:g} * sqrt(K) * eps * magnitude",
-    }
+    })
+    return meta
 
 
 def header(meta):
@@ -201,14 +180,19 @@ def run(args):
     patterns = args.cases.split(",") if args.cases else None
     cases = build_cases(families, patterns)
     meta = machine_meta(args)
-    meta["gemm_rate"] = {}
+    meta["gemm_rate"], meta["fma_peak"] = {}, {}
     print(header(meta), flush=True)
     rows = []
     for threads in args.threads:
         with Threads(threads):
-            peak = gemm_rate(args.rounds)
-            meta["gemm_rate"][str(threads)] = peak
-            print(f"\n[{threads} thread(s)] float32 GEMM rate {peak:.1f} GFLOP/s", file=sys.stderr, flush=True)
+            # the peak first: NumPy's spinning OpenBLAS workers would take cores from it
+            peak = {d: fastnn.fma_peak(threads, d) for d in ("float32", "float64")}
+            meta["fma_peak"][str(threads)] = peak
+            meta["gemm_rate"][str(threads)] = gemm_rate(args.rounds)
+            time.sleep(SETTLE_SECONDS)
+            print(f"\n[{threads} thread(s)] FMA peak {peak['float32']:.1f} GFLOP/s float32, "
+                  f"{peak['float64']:.1f} float64; NumPy GEMM rate {meta['gemm_rate'][str(threads)]:.1f}",
+                  file=sys.stderr, flush=True)
             for case, dtype in cases:
                 if case.threads is not None and threads not in case.threads:
                     continue

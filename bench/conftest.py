@@ -1,10 +1,15 @@
 """pytest-benchmark setup for fastnn's benchmarks (bench/bench_*.py).
 
 The project's pytest config (pyproject.toml) collects test_*.py under tests/ only; this file
-makes `pytest bench/` collect bench_*.py here too, and adds two options:
+makes `pytest bench/` collect bench_*.py here too, and adds three options:
 
     --bench-threads 1,2   thread counts to run every benchmark at (default 1)
     --bench-impls fastnn,torch,numpy   implementations to time (default all three)
+    --bench-short         CI's smoke run: per family its bench cases also tagged quick (else
+                          its cheapest one), a few short rounds each; seconds, not figures
+
+Benchmarks fail (they never fall back to the NumPy reference) when the compiled kernels are
+not loaded.
 
 The cases (shapes, FLOPs, inputs, the agreement check) come from the registry in the installed
 package (fastnn._cases), the same ones bench/compare.py times: nothing here needs the checkout.
@@ -17,7 +22,7 @@ import math
 
 import pytest
 
-from fastnn import _cases
+from fastnn import _cases, _runtime
 from fastnn._cases import IMPLS
 from fastnn._cases._timing import Threads, best_of
 
@@ -28,6 +33,9 @@ def pytest_addoption(parser):
                     help="comma-separated thread counts for fastnn, torch and OpenBLAS (default 1)")
     group.addoption("--bench-impls", default=",".join(IMPLS),
                     help="comma-separated implementations to time: fastnn, torch, numpy")
+    group.addoption("--bench-short", action="store_true",
+                    help="smoke run: per family the bench cases also tagged quick (else the "
+                    "cheapest), a few short rounds each")
 
 
 def pytest_collect_file(file_path, parent):
@@ -41,6 +49,8 @@ def pytest_collect_file(file_path, parent):
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         cases = _cases.select(tags="bench", family=metafunc.module.FAMILY)
+        if metafunc.config.getoption("bench_short") and cases:
+            cases = [c for c in cases if "quick" in c.tags] or [min(cases, key=lambda c: c.flops)]
         params = [pytest.param(case, dtype, id=f"{case.name}-{case.direction}-{dtype.name}")
                   for case in cases for dtype in case.dtypes]
         metafunc.parametrize(("case", "dtype"), params)
@@ -59,10 +69,15 @@ def _instance(case, dtype):
 
 
 @pytest.fixture
-def run_case(benchmark):
+def run_case(benchmark, request):
     """run_case(case, dtype, impl, threads): check `impl` against the float64 reference, then
     time it; GFLOP/s into extra_info."""
+    short = request.config.getoption("bench_short")
+
     def run(case, dtype, impl, threads):
+        if _runtime._kernels is None:
+            pytest.fail(f"fastnn's compiled kernels are not loaded ({_runtime.LOAD_ERROR}): "
+                        "fastnn would run its NumPy reference, which is not what is benchmarked")
         inst = _instance(case, dtype)
         fn = inst.impls.get(impl)
         if fn is None:
@@ -82,6 +97,8 @@ def run_case(benchmark):
                 # Enough rounds for about a second of timing, at least 3 (the reference's big cases
                 # take seconds a call).
                 rounds = int(min(1000, max(3, math.ceil(1.0 / max(seconds, 1e-7)))))
+                if short:
+                    rounds = int(min(20, max(1, math.ceil(0.02 / max(seconds, 1e-7)))))
                 benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1 if seconds < 0.1 else 0)
         finally:
             inst.teardown()

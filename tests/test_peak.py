@@ -10,11 +10,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from conv_helpers import conftest_module
 
 import fastnn
 from fastnn import _runtime
-
-from conv_helpers import conftest_module
 
 KERNELS = conftest_module().KERNELS
 available_cpu_paths = conftest_module().available_cpu_paths

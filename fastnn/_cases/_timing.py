@@ -63,9 +63,9 @@ def calls_per_round(seconds, target, min_calls):
     return int(min(1000, max(min_calls, math.ceil(target / max(seconds, 1e-7)))))
 
 
-def time_alternating(impls, rounds, target=0.05, min_calls=3):
+def time_alternating(impls, rounds, target=0.05, min_calls=3, settle=SETTLE_SECONDS):
     """({impl: [best seconds of each round]}, {impl: calls per round}), the implementations
-    alternating round by round."""
+    alternating round by round, `settle` seconds of pause before each one's turn."""
     order = [k for k in IMPLS if k in impls]
     calls = {}
     for k in order:  # warm-up call, which also sizes the rounds
@@ -76,8 +76,8 @@ def time_alternating(impls, rounds, target=0.05, min_calls=3):
     try:
         for _ in range(rounds):
             for k in order:
-                if len(order) > 1:
-                    time.sleep(SETTLE_SECONDS)
+                if len(order) > 1 and settle > 0:
+                    time.sleep(settle)
                 times[k].append(best_of(impls[k], calls[k]))
     finally:
         if gc_was:
