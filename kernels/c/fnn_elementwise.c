@@ -1,44 +1,22 @@
 /*
  * Elementwise kernels.
  *
- * tanh for the recurrent kernels. The C library's tanhf is scalar (about 20 ns a call), which
- * would cost more than a batch-1 RNN step's matrix product; this float32 version is a
- * branch-free rational approximation (the one Eigen uses) that the compiler vectorises.
+ * tanh for the recurrent kernels: the float32 one of fnn_gates_math.h, which the compiler
+ * vectorises (hence no trapping-math assumptions here, see there).
  */
 #include <math.h>
 
 #include "fnn_elementwise.h"
+#include "fnn_gates_math.h"
 #include "fnn_isa.h"
+
+FNN_NO_TRAPPING_MATH
 
 static FNN_FORCE_INLINE void tanh_f32(float *FNN_RESTRICT v, fnn_int n)
 {
-    /* tanh(x) = x * P(x^2) / Q(x^2) on [-c, c]; beyond c, tanh rounds to +-1 in float32. */
-    const float clamp = 7.90531110763549805f;
-    const float a1 = 4.89352455891786e-03f, a3 = 6.37261928875436e-04f, a5 = 1.48572235717979e-05f,
-                a7 = 5.12229709037114e-08f, a9 = -8.60467152213735e-11f, a11 = 2.00018790482477e-13f,
-                a13 = -2.76076847742355e-16f;
-    const float b0 = 4.89352518554385e-03f, b2 = 2.26843463243900e-03f, b4 = 1.18534705686654e-04f,
-                b6 = 1.19825839466702e-06f;
     fnn_int i;
-    for (i = 0; i < n; i++) {
-        float x = v[i];
-        float xc = x > clamp ? clamp : (x < -clamp ? -clamp : x);
-        float x2 = xc * xc;
-        float p = x2 * a13 + a11;
-        float q = x2 * b6 + b4;
-        float r;
-        p = p * x2 + a9;
-        p = p * x2 + a7;
-        p = p * x2 + a5;
-        p = p * x2 + a3;
-        p = p * x2 + a1;
-        p = p * xc;
-        q = q * x2 + b2;
-        q = q * x2 + b0;
-        r = p / q;
-        /* tiny |x|: tanh(x) rounds to x; NaN compares false everywhere and is kept as is. */
-        v[i] = (x != x || (x < 0.0004f && x > -0.0004f)) ? x : r;
-    }
+    for (i = 0; i < n; i++)
+        v[i] = fnn_tanh1_f32(v[i]);
 }
 
 static void tanh_f32_portable(float *v, fnn_int n) { tanh_f32(v, n); }
