@@ -19,11 +19,11 @@
 # Subsets (those present are run; CI=1 selects the short hypothesis profile):
 #   ASan:  test_kernels test_gemm_core test_exactness test_errors test_threads test_nonfinite
 #          test_fork test_large test_layers test_conv_paths test_conv_tiles test_conv_transpose2d test_conv1d
-#          test_layers_conv_family (less test_large's RSS-growth tests: ASan's quarantine holds freed
-#          memory by design)
+#          test_layers_conv_family test_lstm_gru_kernels (less the RSS-growth tests: ASan's quarantine
+#          holds freed memory by design)
 #   debug: test_kernels test_gemm_core test_errors test_nonfinite test_conv_transpose2d test_conv1d,
-#          then test_threads' determinism
-#          and concurrency tests
+#          then test_threads' determinism and concurrency tests and test_lstm_gru_kernels' oracle,
+#          out=, empty-size and Inf/NaN tests
 # PyTorch comparisons are left out: torch's own libraries under a preloaded ASan are not ours
 # to test (and the venv has no torch, so they would skip anyway).
 #
@@ -107,7 +107,7 @@ build FASTNN_SANITIZE=address
 # shellcheck disable=SC2046
 ASAN_FILES=$(present test_kernels test_gemm_core test_exactness test_errors test_threads \
                      test_nonfinite test_fork test_large test_layers test_conv_paths test_conv_tiles \
-                     test_conv_transpose2d test_conv1d test_layers_conv_family)
+                     test_conv_transpose2d test_conv1d test_layers_conv_family test_lstm_gru_kernels)
 say "AddressSanitizer run: $ASAN_FILES"
 # ASan's quarantine keeps freed memory on purpose: the RSS-growth tests do not apply there.
 # shellcheck disable=SC2086
@@ -124,6 +124,11 @@ if [[ -n "$(present test_threads)" ]]; then
   say "debug run: tests/test_threads.py (determinism and concurrency only)"
   run_tests 0 "$DEBUG_TIMEOUT" tests/test_threads.py -k "bit_identical or concurrent or repeated" ||
     failed+=("debug run of test_threads")
+fi
+if [[ -n "$(present test_lstm_gru_kernels)" ]]; then
+  say "debug run: tests/test_lstm_gru_kernels.py (the oracle comparisons, out=, empty sizes, Inf/NaN)"
+  run_tests 0 "$DEBUG_TIMEOUT" tests/test_lstm_gru_kernels.py \
+    -k "reference or grid or hidden_size or empty_sizes or out_ or nonfinite" || failed+=("debug run of test_lstm_gru_kernels")
 fi
 
 if (( ${#failed[@]} )); then

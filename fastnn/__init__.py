@@ -1,7 +1,9 @@
 """fastnn: fast, trustworthy NumPy-native CPU kernels for neural networks.
 
 Kernels (PyTorch's conventions), one module per family: conv2d, conv2d_backward
-(fastnn.conv); rnn_step, rnn_step_backward, rnn_forward, rnn_backward (fastnn.recurrent).
+(fastnn.conv); rnn_step, rnn_step_backward, rnn_forward, rnn_backward (fastnn.recurrent);
+lstm_step, lstm_step_backward, lstm_forward, lstm_backward (fastnn.lstm); gru_step,
+gru_step_backward, gru_forward, gru_backward (fastnn.gru).
 Also conv_transpose2d, conv_transpose2d_backward (fastnn.conv_transpose) and conv1d,
 conv1d_backward (fastnn.conv_1d).
 Layers: Conv2d, RNN, ConvTranspose2d, Conv1d (fastnn.layers). Oracles: fastnn.reference,
@@ -14,6 +16,8 @@ from fastnn.conv import conv2d, conv2d_backward
 from fastnn.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from fastnn.conv_1d import conv1d, conv1d_backward
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
+from fastnn.lstm import lstm_backward, lstm_forward, lstm_step, lstm_step_backward
+from fastnn.gru import gru_backward, gru_forward, gru_step, gru_step_backward
 from fastnn.layers import RNN, Conv2d
 from fastnn.layers import Conv1d, ConvTranspose2d
 
@@ -29,6 +33,14 @@ __all__ = [
     "rnn_step_backward",
     "rnn_forward",
     "rnn_backward",
+    "lstm_step",
+    "lstm_step_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_step",
+    "gru_step_backward",
+    "gru_forward",
+    "gru_backward",
     "Conv2d",
     "RNN",
     "ConvTranspose2d",

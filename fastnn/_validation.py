@@ -187,22 +187,22 @@ def check_size(name, shape, itemsize):
     return total
 
 
-def check_out(out, shape, dtype, inputs):
+def check_out(out, shape, dtype, inputs, name="out"):
     """out must be a writeable, C-contiguous ndarray of the result's shape and dtype, not
-    overlapping any input."""
+    overlapping any input; name is what the messages call it (an LSTM's out[0], say)."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
-        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+        raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
     if out.dtype != dtype:
-        raise ValueError(f"out has dtype {out.dtype}, expected {dtype}")
+        raise ValueError(f"{name} has dtype {out.dtype}, expected {dtype}")
     if not out.flags.c_contiguous or not out.dtype.isnative:
-        raise ValueError("out must be C-contiguous and native-endian")
+        raise ValueError(f"{name} must be C-contiguous and native-endian")
     if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+        raise ValueError(f"{name} must be writeable")
     for arr in inputs:
         if arr is not None and np.may_share_memory(out, arr):
-            raise ValueError("out must not overlap an input")
+            raise ValueError(f"{name} must not overlap an input")
     return out
 
 

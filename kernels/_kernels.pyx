@@ -17,6 +17,9 @@ from fnn_gemv cimport *
 from fnn_im2col cimport *
 from fnn_convtile cimport *
 from fnn_peak cimport *
+from fnn_gates cimport *
+from fnn_lstm cimport *
+from fnn_gru cimport *
 
 cnp.import_array()
 
@@ -46,3 +49,10 @@ include "_conv_transpose.pxi"
 # Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"
 include "_rnn_fastpath.pxi"
+
+# LSTM and GRU: the step machinery they share, sequence and BPTT drivers, the fast paths.
+include "_gates.pxi"
+include "_lstm.pxi"
+include "_lstm_fastpath.pxi"
+include "_gru.pxi"
+include "_gru_fastpath.pxi"

@@ -1,0 +1,315 @@
+# GRU drivers: a whole sequence in one call, and backpropagation through time. The input
+# projection of every step is one GEMM; the recurrence then runs with w_hh packed once for all
+# steps, each step's product fused with its cell update per range of hidden units (see
+# _gates.pxi). BPTT's input and weight gradients are one GEMM each over all steps.
+
+cdef struct GruCall:
+    fnn_int steps, n, inp, hid
+    const void *x            # (T, N, I)
+    const void *h0           # (N, H), or NULL: zeros
+    const void *w_ih         # (3H, I)
+    const void *w_hh         # (3H, H)
+    const void *bias         # (3H,): b_ih + b_hh in the r and z parts, b_in in the n part; or NULL
+    const void *b_hn         # (H,), or NULL
+    void *gates              # (T, N, 3H): r, z, n out of the forward, into the backward;
+                             # NULL: the driver's own scratch (forward), recomputed (backward)
+    void *ghn                # (T, N, H): h w_hn^T + b_hn, kept with gates (or NULL with it)
+    void *hs                 # (T, N, H)
+    int nthreads
+
+
+cdef struct GruGrads:
+    const void *grad_hs      # (T, N, H)
+    void *grad_x             # (T, N, I)
+    void *grad_h0            # (N, H)
+    void *grad_w_ih          # (3H, I)
+    void *grad_w_hh          # (3H, H)
+    void *grad_b_ih          # (3H,)
+    void *grad_b_hh          # (3H,)
+
+
+cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gates, floating *ghn, floating *gh,
+                          const floating *h0, fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
+    """Units [j0, j1) of step t: gh = h_{t-1} @ w_hh^T, then the cell update."""
+    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid
+    cdef floating *hs = <floating *>a.hs
+    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else h0
+    cdef const floating *gh_in = NULL
+    cdef floating *apack
+    if step_apack(w, n, &apack) != 0:
+        return -1
+    if j0 >= j1:
+        return 0
+    if h_prev != NULL:
+        step_product(w, n, h_prev, hid, gh, 3 * hid, j0, j1, False, t & 1, apack)
+        gh_in = gh
+    if floating is float:
+        fnn_gru_cell_f32(n, hid, j0, j1, gates + t * n * 3 * hid, gh_in, <const float *>a.b_hn, h_prev,
+                         ghn + t * nh if ghn != NULL else NULL, hs + t * nh)
+    else:
+        fnn_gru_cell_f64(n, hid, j0, j1, gates + t * n * 3 * hid, gh_in, <const double *>a.b_hn, h_prev,
+                         ghn + t * nh if ghn != NULL else NULL, hs + t * nh)
+    return 0
+
+
+cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept nogil:
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid
+    cdef StepWeights w
+    cdef char *cursor
+    cdef floating *gates
+    cdef floating *packed
+    cdef floating *gh
+    cdef floating *zeros
+    cdef const floating *h0 = <const floating *>a.h0
+    cdef fnn_int t
+    cdef int team, rc
+    cdef fnn_int width
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    step_weights_init(&w, dtype_tag, n, hid, hid, 3)
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SHARED, carve_bytes(3 * w.block_elems, sizeof(floating)) + carve_bytes(n * g3, sizeof(floating))
+        + carve_bytes(n * hid, sizeof(floating))
+        + (carve_bytes(steps * n * g3, sizeof(floating)) if a.gates == NULL else 0))
+    if cursor == NULL:
+        return -1
+    packed = <floating *>carve(&cursor, 3 * w.block_elems, sizeof(floating))
+    gh = <floating *>carve(&cursor, n * g3, sizeof(floating))
+    zeros = <floating *>carve(&cursor, n * hid, sizeof(floating))
+    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+    # Zeros stand for h0 = None, skipped in the product, unless w_hh holds an Inf or NaN.
+    if h0 == NULL and not all_finite(<const floating *>a.w_hh, g3 * hid):
+        memset(zeros, 0, n * hid * sizeof(floating))
+        h0 = zeros
+    rc = gemm_parallel(steps * n, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+                       gates, g3, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
+    if rc != 0:
+        return rc
+    step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
+    team = step_team(&w, n, a.nthreads)
+    width = step_share(&w, team)
+    for t in range(steps):
+        if team <= 1:
+            if gru_forward_step(&w, a, gates, <floating *>a.ghn, gh, h0, t, 0, hid) != 0:
+                return -1
+        else:
+            with parallel(num_threads=team):
+                _note_team()
+                if gru_forward_step(&w, a, gates, <floating *>a.ghn, gh, h0, t, min(hid, omp_get_thread_num() * width),
+                                    min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                    failed_p[0] = 1
+            if failed:
+                return -1
+    return 0
+
+
+cdef inline void gru_gates_of_rows(fnn_int m, fnn_int hid, floating *gates, const floating *gh,
+                                   const floating *b_hn, const floating *h_prev, floating *ghn) noexcept nogil:
+    if floating is float:
+        fnn_gru_cell_f32(m, hid, 0, hid, gates, gh, b_hn, h_prev, ghn, NULL)
+    else:
+        fnn_gru_cell_f64(m, hid, 0, hid, gates, gh, b_hn, h_prev, ghn, NULL)
+
+
+cdef void gru_cell_rows(fnn_int rows, fnn_int hid, floating *gates, const floating *gh, const floating *b_hn,
+                        const floating *h_prev, floating *ghn, int nthreads) noexcept nogil:
+    """The cell's gates (no new state) for every row, in blocks of rows."""
+    cdef fnn_int block = 64
+    cdef fnn_int b, r0
+    cdef fnn_int blocks = ceil_div(rows, block)
+    if nthreads <= 1 or <double>rows * hid < 1.0e5:
+        gru_gates_of_rows(rows, hid, gates, gh, b_hn, h_prev, ghn)
+        return
+    with parallel(num_threads=nthreads):
+        _note_team()
+        for b in prange(blocks, schedule='static'):
+            r0 = b * block
+            gru_gates_of_rows(min(block, rows - r0), hid, gates + r0 * 3 * hid,
+                              gh + r0 * 3 * hid if gh != NULL else NULL, b_hn,
+                              h_prev + r0 * hid if h_prev != NULL else NULL, ghn + r0 * hid)
+
+
+cdef int gru_recompute_gates(const GruCall *a, floating *gates, floating *ghn, floating *gh,
+                             const floating *h0) noexcept nogil:
+    """The forward's r, z, n and hn from its states: no recurrence, as h_{t-1} is known."""
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid
+    cdef const floating *hs = <const floating *>a.hs
+    cdef const floating *b_hn = <const floating *>a.b_hn
+    cdef int rc
+    rc = gemm_parallel(steps * n, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+                       gates, g3, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel((steps - 1) * n, g3, hid, hs, hid, 1, <const floating *>a.w_hh, 1, hid, gh + n * g3, g3,
+                           0, <const floating *>NULL, a.nthreads)
+    if rc == 0 and h0 != NULL:
+        rc = gemm_parallel(n, g3, hid, h0, hid, 1, <const floating *>a.w_hh, 1, hid, gh, g3, 0,
+                           <const floating *>NULL, a.nthreads)
+    if rc != 0:
+        return rc
+    # step 0 from h0 (None: zeros, not multiplied unless needed), later steps from hs
+    gru_cell_rows(n, hid, gates, gh if h0 != NULL else NULL, b_hn, h0, ghn, a.nthreads)
+    gru_cell_rows((steps - 1) * n, hid, gates + n * g3, gh + n * g3, b_hn, hs, ghn + n * hid, a.nthreads)
+    return 0
+
+
+cdef int gru_backward_step(const StepWeights *w, const GruCall *a, const GruGrads *gr, const floating *gates,
+                           const floating *ghn, floating *dgi, floating *dgh, floating *carry, double *bsum,
+                           fnn_int s, fnn_int j0, fnn_int j1) noexcept nogil:
+    """Units [j0, j1) of step t = T-1-s: the gradient from step t+1 through w_hh added to its
+    direct part, then the cell's backward."""
+    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid, g3 = 3 * a.hid
+    cdef fnn_int t = a.steps - 1 - s
+    cdef const floating *hs = <const floating *>a.hs
+    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else <const floating *>a.h0
+    cdef floating *apack
+    if step_apack(w, n, &apack) != 0:
+        return -1
+    if j0 >= j1:
+        return 0
+    if t < a.steps - 1:
+        step_product(w, n, dgh + (t + 1) * n * g3, g3, carry, hid, j0, j1, True, s & 1, apack)
+    if floating is float:
+        fnn_gru_cell_backward_f32(n, hid, j0, j1, gates + t * n * g3, ghn + t * nh, h_prev,
+                                  <const float *>gr.grad_hs + t * nh, carry, t < a.steps - 1,
+                                  dgi + t * n * g3, dgh + t * n * g3, bsum)
+    else:
+        fnn_gru_cell_backward_f64(n, hid, j0, j1, gates + t * n * g3, ghn + t * nh, h_prev,
+                                  <const double *>gr.grad_hs + t * nh, carry, t < a.steps - 1,
+                                  dgi + t * n * g3, dgh + t * n * g3, bsum)
+    return 0
+
+
+cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *dtype_tag) noexcept nogil:
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, nh = a.n * a.hid, g3 = 3 * a.hid
+    cdef StepWeights w
+    cdef char *cursor
+    cdef floating *gates
+    cdef floating *ghn
+    cdef floating *dgi
+    cdef floating *dgh
+    cdef floating *packed
+    cdef floating *carry
+    cdef floating *zeros
+    cdef double *bsum
+    cdef const floating *h0 = <const floating *>a.h0
+    cdef const floating *w_hh = <const floating *>a.w_hh
+    cdef floating *grad_b_hh = <floating *>gr.grad_b_hh
+    cdef fnn_int s
+    cdef int team, rc = 0
+    cdef fnn_int width
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    step_weights_init(&w, dtype_tag, n, g3, hid, 1)
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SHARED, carve_bytes(w.block_elems, sizeof(floating))
+        + carve_bytes(steps * n * g3, sizeof(floating)) * (4 if a.gates == NULL else 2)
+        + (carve_bytes(steps * nh, sizeof(floating)) if a.gates == NULL else 0)
+        + 2 * carve_bytes(nh, sizeof(floating)) + carve_bytes(4 * hid, sizeof(double)))
+    if cursor == NULL:
+        return -1
+    packed = <floating *>carve(&cursor, w.block_elems, sizeof(floating))
+    dgi = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+    dgh = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+    carry = <floating *>carve(&cursor, nh, sizeof(floating))
+    zeros = <floating *>carve(&cursor, nh, sizeof(floating))
+    bsum = <double *>carve(&cursor, 4 * hid, sizeof(double))
+    memset(zeros, 0, nh * sizeof(floating))
+    if a.gates != NULL:
+        gates, ghn = <floating *>a.gates, <floating *>a.ghn
+    else:
+        gates = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+        ghn = <floating *>carve(&cursor, steps * nh, sizeof(floating))
+        rc = gru_recompute_gates(a, gates, ghn, <floating *>carve(&cursor, steps * n * g3, sizeof(floating)),
+                                 h0 if (h0 != NULL or all_finite(w_hh, g3 * hid)) else zeros)
+        if rc != 0:
+            return rc
+    memset(bsum, 0, 4 * hid * sizeof(double))
+    step_weights_pack(&w, w_hh, 0, hid, 1, packed)
+    team = step_team(&w, n, a.nthreads)
+    width = step_share(&w, team)
+    for s in range(steps):
+        if team <= 1:
+            if gru_backward_step(&w, a, gr, gates, ghn, dgi, dgh, carry, bsum, s, 0, hid) != 0:
+                return -1
+        else:
+            with parallel(num_threads=team):
+                _note_team()
+                if gru_backward_step(&w, a, gr, gates, ghn, dgi, dgh, carry, bsum, s,
+                                     min(hid, omp_get_thread_num() * width),
+                                     min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                    failed_p[0] = 1
+            if failed:
+                return -1
+    # the hidden side's bias gradient equals the input side's in r and z; in n it is r times it
+    cast_sums(bsum, g3, <floating *>gr.grad_b_ih)
+    cast_sums(bsum, 2 * hid, grad_b_hh)
+    cast_sums(bsum + g3, hid, grad_b_hh + 2 * hid)
+    # grad_h0 = carry + dgh[0] @ w_hh; grad_x = dgi @ w_ih; grad_w_ih = dgi^T x;
+    # grad_w_hh = dgh^T [h0, hs[:-1]] (h0 = None: zeros, which matter only against an Inf or NaN)
+    memcpy(gr.grad_h0, carry, nh * sizeof(floating))
+    rc = gemm_parallel(n, hid, g3, dgh, g3, 1, w_hh, hid, 1, <floating *>gr.grad_h0, hid, FNN_ACCUMULATE,
+                       <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(steps * n, inp, g3, dgi, g3, 1, <const floating *>a.w_ih, inp, 1,
+                           <floating *>gr.grad_x, inp, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(g3, inp, steps * n, dgi, 1, g3, <const floating *>a.x, inp, 1,
+                           <floating *>gr.grad_w_ih, inp, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(g3, hid, (steps - 1) * n, dgh + n * g3, 1, g3, <const floating *>a.hs, hid, 1,
+                           <floating *>gr.grad_w_hh, hid, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0 and h0 == NULL and not all_finite(dgh, n * g3):
+        h0 = zeros
+    if rc == 0 and h0 != NULL:
+        rc = gemm_parallel(g3, hid, n, dgh, 1, g3, h0, hid, 1, <floating *>gr.grad_w_hh, hid, FNN_ACCUMULATE,
+                           <const floating *>NULL, a.nthreads)
+    return rc
+
+
+def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs, gates, ghn,
+                int num_threads):
+    """hs (T, N, H) = every hidden state. bias (3H,): b_ih + b_hh in the r and z parts, b_in in
+    the n part (or None); b_hn (H,) or None. gates (T, N, 3H) and ghn (T, N, H), both or
+    neither, receive what the backward needs (else scratch is used). All C-contiguous, one
+    dtype, T, N, H >= 1."""
+    cdef GruCall a
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
+    a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
+    a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
+    a.nthreads = num_threads
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = gru_forward_run(&a, <float *>NULL)
+    else:
+        with nogil:
+            rc = gru_forward_run(&a, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.gru_forward: could not allocate scratch memory")
+
+
+def gru_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, ghn, cnp.ndarray w_ih,
+                 cnp.ndarray w_hh, bias, b_hn, cnp.ndarray grad_x, cnp.ndarray grad_h0, cnp.ndarray grad_w_ih,
+                 cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih, cnp.ndarray grad_b_hh, int num_threads):
+    """BPTT into preallocated outputs. gates, ghn: what gru_forward(gates=..., ghn=...) filled,
+    or None to recompute them from hs (and bias, b_hn, only then read). All C-contiguous, one
+    dtype, T, N, H >= 1."""
+    cdef GruCall a
+    cdef GruGrads g
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
+    a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
+    a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
+    a.nthreads = num_threads
+    g.grad_hs, g.grad_x, g.grad_h0 = grad_hs.data, grad_x.data, grad_h0.data
+    g.grad_w_ih, g.grad_w_hh, g.grad_b_ih, g.grad_b_hh = grad_w_ih.data, grad_w_hh.data, grad_b_ih.data, grad_b_hh.data
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = gru_backward_run(&a, &g, <float *>NULL)
+    else:
+        with nogil:
+            rc = gru_backward_run(&a, &g, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.gru_backward: could not allocate scratch memory")

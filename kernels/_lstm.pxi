@@ -1,0 +1,304 @@
+# LSTM drivers: a whole sequence in one call, and backpropagation through time. The input
+# projection of every step is one GEMM; the recurrence then runs with w_hh packed once for all
+# steps, each step's product fused with its cell update per range of hidden units (see
+# _gates.pxi). BPTT's input and weight gradients are one GEMM each over all steps.
+
+cdef struct LstmCall:
+    fnn_int steps, n, inp, hid
+    const void *x            # (T, N, I)
+    const void *h0           # (N, H), or NULL: zeros
+    const void *c0           # (N, H), or NULL: zeros
+    const void *w_ih         # (4H, I)
+    const void *w_hh         # (4H, H)
+    const void *bias         # (4H,) = b_ih + b_hh, or NULL
+    void *gates              # (T, N, 4H): activated gates out of the forward, into the backward;
+                             # NULL: the driver's own scratch (forward), recomputed (backward)
+    void *hs                 # (T, N, H)
+    void *cs                 # (T, N, H)
+    int nthreads
+
+
+cdef struct LstmGrads:
+    const void *grad_hs      # (T, N, H)
+    const void *grad_c_n     # (N, H), or NULL: zeros
+    void *grad_x             # (T, N, I)
+    void *grad_h0            # (N, H)
+    void *grad_c0            # (N, H)
+    void *grad_w_ih          # (4H, I)
+    void *grad_w_hh          # (4H, H)
+    void *grad_b             # (4H,)
+
+
+cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *gates, const floating *h0,
+                           fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
+    """Units [j0, j1) of step t: gates[t] += h_{t-1} @ w_hh^T, then the cell update."""
+    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid
+    cdef floating *hs = <floating *>a.hs
+    cdef floating *cs = <floating *>a.cs
+    cdef floating *g = gates + t * n * 4 * hid
+    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else h0
+    cdef const floating *c_prev = cs + (t - 1) * nh if t > 0 else <const floating *>a.c0
+    cdef floating *apack
+    if step_apack(w, n, &apack) != 0:
+        return -1
+    if j0 >= j1:
+        return 0
+    if h_prev != NULL:
+        step_product(w, n, h_prev, hid, g, 4 * hid, j0, j1, True, t & 1, apack)
+    if floating is float:
+        fnn_lstm_cell_f32(n, hid, j0, j1, g, c_prev, cs + t * nh, hs + t * nh)
+    else:
+        fnn_lstm_cell_f64(n, hid, j0, j1, g, c_prev, cs + t * nh, hs + t * nh)
+    return 0
+
+
+cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept nogil:
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid
+    cdef StepWeights w
+    cdef char *cursor
+    cdef floating *gates
+    cdef floating *packed
+    cdef const floating *h0 = <const floating *>a.h0
+    cdef floating *zeros
+    cdef fnn_int t
+    cdef int team, rc
+    cdef fnn_int width
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    step_weights_init(&w, dtype_tag, n, hid, hid, 4)
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SHARED, carve_bytes(4 * w.block_elems, sizeof(floating)) + carve_bytes(n * hid, sizeof(floating))
+        + (carve_bytes(steps * n * g4, sizeof(floating)) if a.gates == NULL else 0))
+    if cursor == NULL:
+        return -1
+    packed = <floating *>carve(&cursor, 4 * w.block_elems, sizeof(floating))
+    zeros = <floating *>carve(&cursor, n * hid, sizeof(floating))
+    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+    # Zeros stand for h0 = None, skipped in the product, unless w_hh holds an Inf or NaN
+    # (0 * Inf is NaN, as in the oracle and PyTorch).
+    if h0 == NULL and not all_finite(<const floating *>a.w_hh, g4 * hid):
+        memset(zeros, 0, n * hid * sizeof(floating))
+        h0 = zeros
+    # the input projection of every step, both biases included
+    rc = gemm_parallel(steps * n, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+                       gates, g4, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
+    if rc != 0:
+        return rc
+    # w_hh^T, one block per gate: block q is rows q*H .. of w_hh, transposed
+    step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
+    team = step_team(&w, n, a.nthreads)
+    width = step_share(&w, team)
+    for t in range(steps):
+        if team <= 1:
+            if lstm_forward_step(&w, a, gates, h0, t, 0, hid) != 0:
+                return -1
+        else:
+            with parallel(num_threads=team):
+                _note_team()
+                if lstm_forward_step(&w, a, gates, h0, t, min(hid, omp_get_thread_num() * width),
+                                     min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                    failed_p[0] = 1
+            if failed:
+                return -1
+    return 0
+
+
+cdef void lstm_activate_all(fnn_int rows, fnn_int hid, floating *gates, int nthreads) noexcept nogil:
+    """Every row's pre-activations replaced by the activated gates, in blocks of rows."""
+    cdef fnn_int block = 64
+    cdef fnn_int b, r0
+    cdef fnn_int blocks = ceil_div(rows, block)
+    cdef int team = nthreads if <double>rows * hid >= 1.0e5 else 1
+    if team <= 1:
+        if floating is float:
+            fnn_lstm_activate_f32(rows, hid, gates)
+        else:
+            fnn_lstm_activate_f64(rows, hid, gates)
+        return
+    with parallel(num_threads=team):
+        _note_team()
+        for b in prange(blocks, schedule='static'):
+            r0 = b * block
+            if floating is float:
+                fnn_lstm_activate_f32(min(block, rows - r0), hid, gates + r0 * 4 * hid)
+            else:
+                fnn_lstm_activate_f64(min(block, rows - r0), hid, gates + r0 * 4 * hid)
+
+
+cdef int lstm_recompute_gates(const LstmCall *a, floating *gates, const floating *h0) noexcept nogil:
+    """The forward's activated gates from its states: no recurrence, as h_{t-1} is known."""
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid
+    cdef int rc
+    rc = gemm_parallel(steps * n, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+                       gates, g4, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
+    if rc == 0 and steps > 1:
+        rc = gemm_parallel((steps - 1) * n, g4, hid, <const floating *>a.hs, hid, 1, <const floating *>a.w_hh, 1,
+                           hid, gates + n * g4, g4, FNN_ACCUMULATE, <const floating *>NULL, a.nthreads)
+    if rc == 0 and h0 != NULL:
+        rc = gemm_parallel(n, g4, hid, h0, hid, 1, <const floating *>a.w_hh, 1, hid, gates, g4, FNN_ACCUMULATE,
+                           <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        lstm_activate_all(steps * n, hid, gates, a.nthreads)
+    return rc
+
+
+cdef int lstm_backward_step(const StepWeights *w, const LstmCall *a, const LstmGrads *gr, const floating *gates,
+                            floating *dgates, floating *rec, floating *dc, double *bsum, fnn_int s,
+                            fnn_int j0, fnn_int j1) noexcept nogil:
+    """Units [j0, j1) of step t = T-1-s: the gradient from step t+1 through w_hh, then the cell's
+    backward."""
+    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid, g4 = 4 * a.hid
+    cdef fnn_int t = a.steps - 1 - s
+    cdef const floating *cs = <const floating *>a.cs
+    cdef const floating *c_prev = cs + (t - 1) * nh if t > 0 else <const floating *>a.c0
+    cdef const floating *rec_in = NULL
+    cdef floating *apack
+    if step_apack(w, n, &apack) != 0:
+        return -1
+    if j0 >= j1:
+        return 0
+    if t < a.steps - 1:
+        step_product(w, n, dgates + (t + 1) * n * g4, g4, rec, hid, j0, j1, False, s & 1, apack)
+        rec_in = rec
+    if floating is float:
+        fnn_lstm_cell_backward_f32(n, hid, j0, j1, gates + t * n * g4, c_prev, cs + t * nh,
+                                   <const float *>gr.grad_hs + t * nh, rec_in, dc, dgates + t * n * g4, bsum)
+    else:
+        fnn_lstm_cell_backward_f64(n, hid, j0, j1, gates + t * n * g4, c_prev, cs + t * nh,
+                                   <const double *>gr.grad_hs + t * nh, rec_in, dc, dgates + t * n * g4, bsum)
+    return 0
+
+
+cdef int lstm_backward_run(const LstmCall *a, const LstmGrads *gr, const floating *dtype_tag) noexcept nogil:
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, nh = a.n * a.hid, g4 = 4 * a.hid
+    cdef StepWeights w
+    cdef char *cursor
+    cdef floating *gates
+    cdef floating *dgates
+    cdef floating *packed
+    cdef floating *rec
+    cdef floating *dc
+    cdef floating *zeros
+    cdef double *bsum
+    cdef const floating *h0 = <const floating *>a.h0
+    cdef const floating *w_hh = <const floating *>a.w_hh
+    cdef fnn_int s
+    cdef int team, rc = 0
+    cdef fnn_int width
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    # B of the chain is w_hh itself (k = 4H, n = H): the gradient at h_{t-1} is dgates[t] @ w_hh
+    step_weights_init(&w, dtype_tag, n, g4, hid, 1)
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SHARED, carve_bytes(w.block_elems, sizeof(floating))
+        + carve_bytes(steps * n * g4, sizeof(floating)) * (2 if a.gates == NULL else 1)
+        + 3 * carve_bytes(nh, sizeof(floating)) + carve_bytes(g4, sizeof(double)))
+    if cursor == NULL:
+        return -1
+    packed = <floating *>carve(&cursor, w.block_elems, sizeof(floating))
+    dgates = <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+    rec = <floating *>carve(&cursor, nh, sizeof(floating))
+    dc = <floating *>carve(&cursor, nh, sizeof(floating))
+    zeros = <floating *>carve(&cursor, nh, sizeof(floating))
+    bsum = <double *>carve(&cursor, g4, sizeof(double))
+    memset(zeros, 0, nh * sizeof(floating))
+    if a.gates != NULL:
+        gates = <floating *>a.gates
+    else:
+        gates = <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+        rc = lstm_recompute_gates(a, gates, h0 if (h0 != NULL or all_finite(w_hh, g4 * hid)) else zeros)
+        if rc != 0:
+            return rc
+    if gr.grad_c_n != NULL:
+        memcpy(dc, gr.grad_c_n, nh * sizeof(floating))
+    else:
+        memset(dc, 0, nh * sizeof(floating))
+    memset(bsum, 0, g4 * sizeof(double))
+    step_weights_pack(&w, w_hh, 0, hid, 1, packed)
+    team = step_team(&w, n, a.nthreads)
+    width = step_share(&w, team)
+    for s in range(steps):
+        if team <= 1:
+            if lstm_backward_step(&w, a, gr, gates, dgates, rec, dc, bsum, s, 0, hid) != 0:
+                return -1
+        else:
+            with parallel(num_threads=team):
+                _note_team()
+                if lstm_backward_step(&w, a, gr, gates, dgates, rec, dc, bsum, s,
+                                      min(hid, omp_get_thread_num() * width),
+                                      min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                    failed_p[0] = 1
+            if failed:
+                return -1
+    memcpy(gr.grad_c0, dc, nh * sizeof(floating))
+    cast_sums(bsum, g4, <floating *>gr.grad_b)
+    # grad_h0 = dgates[0] @ w_hh; grad_x = dgates @ w_ih; grad_w_ih = dgates^T x;
+    # grad_w_hh = dgates^T [h0, hs[:-1]] (h0 = None: zeros, which matter only against an Inf or NaN)
+    rc = gemm_parallel(n, hid, g4, dgates, g4, 1, w_hh, hid, 1, <floating *>gr.grad_h0, hid, 0,
+                       <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(steps * n, inp, g4, dgates, g4, 1, <const floating *>a.w_ih, inp, 1,
+                           <floating *>gr.grad_x, inp, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(g4, inp, steps * n, dgates, 1, g4, <const floating *>a.x, inp, 1,
+                           <floating *>gr.grad_w_ih, inp, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0:
+        rc = gemm_parallel(g4, hid, (steps - 1) * n, dgates + n * g4, 1, g4, <const floating *>a.hs, hid, 1,
+                           <floating *>gr.grad_w_hh, hid, 0, <const floating *>NULL, a.nthreads)
+    if rc == 0 and h0 == NULL and not all_finite(dgates, n * g4):
+        h0 = zeros
+    if rc == 0 and h0 != NULL:
+        rc = gemm_parallel(g4, hid, n, dgates, 1, g4, h0, hid, 1, <floating *>gr.grad_w_hh, hid, FNN_ACCUMULATE,
+                           <const floating *>NULL, a.nthreads)
+    return rc
+
+
+cdef inline const void *data_or_null(object a):
+    return NULL if a is None else <const void *>(<cnp.ndarray>a).data
+
+
+def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs, cnp.ndarray cs,
+                 gates, int num_threads):
+    """hs, cs (T, N, H) = every hidden and cell state; bias is b_ih + b_hh (or None); gates, if
+    not None, (T, N, 4H) receives the activated gates (else scratch is used). All C-contiguous,
+    one dtype, T, N, H >= 1."""
+    cdef LstmCall a
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
+    a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
+    a.nthreads = num_threads
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = lstm_forward_run(&a, <float *>NULL)
+    else:
+        with nogil:
+            rc = lstm_forward_run(&a, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.lstm_forward: could not allocate scratch memory")
+
+
+def lstm_backward(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndarray hs, cnp.ndarray cs, gates,
+                  cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                  cnp.ndarray grad_c0, cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b,
+                  int num_threads):
+    """BPTT into preallocated outputs. gates: what lstm_forward(gates=...) filled, or None to
+    recompute them from hs (and bias, only then read). All C-contiguous, one dtype, T, N, H >= 1."""
+    cdef LstmCall a
+    cdef LstmGrads g
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
+    a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
+    a.nthreads = num_threads
+    g.grad_hs, g.grad_c_n = grad_hs.data, data_or_null(grad_c_n)
+    g.grad_x, g.grad_h0, g.grad_c0 = grad_x.data, grad_h0.data, grad_c0.data
+    g.grad_w_ih, g.grad_w_hh, g.grad_b = grad_w_ih.data, grad_w_hh.data, grad_b.data
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = lstm_backward_run(&a, &g, <float *>NULL)
+    else:
+        with nogil:
+            rc = lstm_backward_run(&a, &g, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.lstm_backward: could not allocate scratch memory")
