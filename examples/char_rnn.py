@@ -1,15 +1,15 @@
-"""Train a character-level language model built on fastnn.RNN, then let it write.
+"""Train a character-level language model built on fastnn.RNN, LSTM or GRU, then let it write.
 
 The model reads one-hot characters and predicts the next one:
 
-    one-hot (T, N, V) -> fastnn.RNN(V, 64) -> linear (64 -> V) -> softmax cross-entropy
+    one-hot (T, N, V) -> fastnn.RNN / LSTM / GRU (V, 64) -> linear (64 -> V) -> softmax cross-entropy
 
 It learns the short text below by heart (the loss falls from log(V), a uniform guess, towards
 zero) and at the end writes a few lines starting from a prompt. fastnn does the recurrence
 (forward and back-propagation through time); the rest is a few lines of NumPy and Adam. Run it
 with
 
-    python examples/char_rnn.py [--steps 300]
+    python examples/char_rnn.py [--steps 300] [--cell rnn|lstm|gru]
 """
 import argparse
 
@@ -28,19 +28,23 @@ def one_hot(indices, vocab_size):
     return np.eye(vocab_size, dtype=np.float32)[indices]
 
 
+CELLS = {"rnn": fastnn.RNN, "lstm": fastnn.LSTM, "gru": fastnn.GRU}
+
+
 class Model:
-    def __init__(self, vocab_size, rng):
-        self.rnn = fastnn.RNN(vocab_size, HIDDEN, rng=rng)
+    def __init__(self, vocab_size, rng, cell="rnn"):
+        self.rnn = CELLS[cell](vocab_size, HIDDEN, rng=rng)
         bound = 1 / np.sqrt(HIDDEN)  # PyTorch's default init for nn.Linear
         self.head = {"weight": rng.uniform(-bound, bound, (vocab_size, HIDDEN)),
                      "bias": rng.uniform(-bound, bound, vocab_size)}
         self.head = {k: v.astype(np.float32) for k, v in self.head.items()}
         self.head_grads = {k: np.zeros_like(v) for k, v in self.head.items()}
 
-    def forward(self, x, h0=None):
-        """x (T, N, V) one-hot -> logits (T, N, V) and the final hidden state (1, N, H)."""
-        self.hs, h_n = self.rnn(x, h0)
-        return self.hs @ self.head["weight"].T + self.head["bias"], h_n
+    def forward(self, x, state=None):
+        """x (T, N, V) one-hot -> logits (T, N, V) and the final state: h_n (1, N, H), or for
+        the LSTM the pair (h_n, c_n); pass it back in to carry on from there."""
+        self.hs, state = self.rnn(x, state)
+        return self.hs @ self.head["weight"].T + self.head["bias"], state
 
     def backward(self, grad_logits):
         hs = self.hs.reshape(-1, HIDDEN)
@@ -73,12 +77,13 @@ def sample(model, prompt, length, chars, rng, temperature=0.5):
     return out
 
 
-def main(steps=300, seed=0, lr=0.01, verbose=True):
-    """Train for ``steps`` Adam steps; return the list of training losses, one per step."""
+def main(steps=300, seed=0, lr=0.01, verbose=True, cell="rnn"):
+    """Train for ``steps`` Adam steps of a model on ``cell`` ('rnn', 'lstm' or 'gru'); return the
+    list of training losses, one per step."""
     rng = np.random.default_rng(seed)
     chars = sorted(set(TEXT))
     data = np.array([chars.index(c) for c in TEXT])
-    model = Model(len(chars), rng)
+    model = Model(len(chars), rng, cell)
     params = model.parameters()
     m = [np.zeros_like(p) for p, _ in params]  # Adam's moment estimates
     v = [np.zeros_like(p) for p, _ in params]
@@ -124,5 +129,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="rnn", help="recurrent layer (default rnn)")
     args = parser.parse_args()
-    main(steps=args.steps, seed=args.seed)
+    main(steps=args.steps, seed=args.seed, cell=args.cell)

@@ -6,8 +6,8 @@ lstm_step, lstm_step_backward, lstm_forward, lstm_backward (fastnn.lstm); gru_st
 gru_step_backward, gru_forward, gru_backward (fastnn.gru).
 Also conv_transpose2d, conv_transpose2d_backward (fastnn.conv_transpose) and conv1d,
 conv1d_backward (fastnn.conv_1d).
-Layers: Conv2d, RNN, ConvTranspose2d, Conv1d (fastnn.layers). Oracles: fastnn.reference,
-with the same names.
+Layers: Conv2d, RNN, RNNCell, LSTM, LSTMCell, GRU, GRUCell, ConvTranspose2d, Conv1d
+(fastnn.layers). Oracles: fastnn.reference, with the same names.
 """
 from fastnn._version import __version__
 from fastnn import reference
@@ -18,7 +18,7 @@ from fastnn.conv_1d import conv1d, conv1d_backward
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 from fastnn.lstm import lstm_backward, lstm_forward, lstm_step, lstm_step_backward
 from fastnn.gru import gru_backward, gru_forward, gru_step, gru_step_backward
-from fastnn.layers import RNN, Conv2d
+from fastnn.layers import GRU, LSTM, RNN, Conv2d, GRUCell, LSTMCell, RNNCell
 from fastnn.layers import Conv1d, ConvTranspose2d
 
 __all__ = [
@@ -43,6 +43,11 @@ __all__ = [
     "gru_backward",
     "Conv2d",
     "RNN",
+    "RNNCell",
+    "LSTM",
+    "LSTMCell",
+    "GRU",
+    "GRUCell",
     "ConvTranspose2d",
     "Conv1d",
     "reference",

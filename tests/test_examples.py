@@ -23,22 +23,25 @@ def load_example(name):
     return module
 
 
-@pytest.mark.parametrize("name, steps", [("cnn", 150), ("char_rnn", 60)])
-def test_example_loss_falls(name, steps):
-    losses = load_example(name).main(steps=steps, seed=0, verbose=False)
+@pytest.mark.parametrize("name, steps, kwargs", [("cnn", 150, {}), ("char_rnn", 60, {}),
+                                                  ("char_rnn", 60, {"cell": "lstm"}),
+                                                  ("char_rnn", 60, {"cell": "gru"})])
+def test_example_loss_falls(name, steps, kwargs):
+    losses = load_example(name).main(steps=steps, seed=0, verbose=False, **kwargs)
     assert len(losses) == steps and all(np.isfinite(losses))
     initial, final = np.mean(losses[:5]), np.mean(losses[-10:])
     assert final < 0.5 * initial, f"{name}: loss went from {initial:.3f} to only {final:.3f}"
 
 
-@pytest.mark.parametrize("name", ["cnn", "char_rnn"])
-def test_example_runs_as_a_script(name):
+@pytest.mark.parametrize("name, args", [("cnn", []), ("char_rnn", []), ("char_rnn", ["--cell", "lstm"]),
+                                        ("char_rnn", ["--cell", "gru"])])
+def test_example_runs_as_a_script(name, args):
     # the fastnn these tests import, wherever it is (installed or in place)
     env = dict(os.environ,
                PYTHONPATH=os.pathsep.join(filter(None, [
                    os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))),
                    os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--steps", "3"],
+    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--steps", "3", *args],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "step    3  loss" in result.stdout

@@ -2,7 +2,9 @@
 shapes and directions, and one builder for both.
 
 Directions: `fwd`, a whole sequence forward (`<family>_forward`); `fwdbwd`, forward and
-backpropagation through time with the loss the sum of every hidden state; `bwd`, BPTT alone (`<family>_backward`, which recomputes the gates); `step` and
+backpropagation through time with the loss the sum of every hidden state, through the
+one-layer `fastnn.LSTM` / `GRU` layer (which keeps the gates for its backward, as training
+does); `bwd`, BPTT alone (`<family>_backward`, which recomputes the gates); `step` and
 `stepbwd`, one step and its gradients. PyTorch runs the same numbers through torch.nn.LSTM / GRU (forward under no_grad,
 forward + backward through autograd) and torch.nn.LSTMCell / GRUCell.
 """
@@ -23,7 +25,7 @@ GATES = {"lstm": 4, "gru": 3}
 DIRECTIONS = {
     "fwd": (("{family}_forward",), 1, {"latency": {"quick", "suite", "bench"}, "small": {"quick", "suite", "bench"},
                                        "large": {"suite", "bench"}}),
-    "fwdbwd": (("{family}_forward", "{family}_backward"), 3, {name: {"suite", "bench"} for name in SHAPES}),
+    "fwdbwd": ((), 3, {name: {"suite", "bench"} for name in SHAPES}),  # the layer: no public kernel
     # the main job's checks of the other kernels
     "bwd": (("{family}_backward",), 2, {"latency": {"quick"}, "small": {"quick"}}),
     "step": (("{family}_step",), 1, {"latency": {"quick"}, "small": {"quick"}}),
@@ -171,6 +173,23 @@ def build(family):
 
         if case.direction == "fwdbwd":  # the loss is the sum of every hidden state
             ones = np.ones((pb.t, pb.n, pb.h), dtype)
+            layer = (fastnn.LSTM if lstm else fastnn.GRU)(pb.i, pb.h, dtype=dtype)
+            layer.load_state_dict(dict(zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), pb.weights)))
+            stacked = [s[None] for s in pb.states]
+
+            def fastnn_fwdbwd():
+                if lstm:
+                    layer(pb.x, tuple(stacked))
+                    grad_x, (grad_h0, grad_c0) = layer.backward(ones)
+                    starts = (grad_h0[0], grad_c0[0])
+                else:
+                    layer(pb.x, stacked[0])
+                    grad_x, grad_h0 = layer.backward(ones)
+                    starts = (grad_h0[0],)
+                g = layer.grads
+                biases = (g["bias_ih_l0"],) if lstm else (g["bias_ih_l0"], g["bias_hh_l0"])
+                return (grad_x, *starts, g["weight_ih_l0"], g["weight_hh_l0"], *biases)
+
             def ours(mod):
                 return pb.backward(mod, pb.forward(mod), ones)
 
@@ -192,7 +211,7 @@ def build(family):
                 grads = pb.backward(reference, pb.forward(reference, wide=True), np.ones((pb.t, pb.n, pb.h)), wide=True)
                 return [pb.normwise(label, g) for label, g in zip(grad_labels, grads)]
 
-            return Instance(case, dtype, fastnn=lambda: ours(fastnn), numpy=lambda: ours(reference),
+            return Instance(case, dtype, fastnn=fastnn_fwdbwd, numpy=lambda: ours(reference),
                             torch=torch_impl, truth=truth)
 
         if case.direction == "bwd":  # torch has no backward without its forward: no torch here

@@ -1,17 +1,20 @@
-"""The Elman RNN layer, :class:`RNN` (``torch.nn.RNN``), over fastnn's RNN kernels."""
-import math
-import numbers
-
+"""The Elman RNN layers, :class:`RNN` (``torch.nn.RNN``) and :class:`RNNCell`
+(``torch.nn.RNNCell``), over fastnn's RNN kernels."""
 import numpy as np
 
-from fastnn import _validation as v
-from fastnn.layers._base import _Layer
-from fastnn.recurrent import rnn_backward, rnn_forward
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, check_dropout
+from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 
-__all__ = ["RNN"]
+__all__ = ["RNN", "RNNCell"]
 
 
-class RNN(_Layer):
+def _check_nonlinearity(nonlinearity):
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
+
+
+class RNN(_StackedRecurrent):
     """Multi-layer Elman RNN, like ``torch.nn.RNN``.
 
     Each layer and direction computes, for t = 0 .. T-1,
@@ -66,45 +69,10 @@ class RNN(_Layer):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, bidirectional=False, *, dropout=0.0, dtype=np.float32,
                  rng=None):
-        self.input_size = v.layer_int("input_size", input_size, 1)
-        self.hidden_size = v.layer_int("hidden_size", hidden_size, 1)
-        self.num_layers = v.layer_int("num_layers", num_layers, 1)
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
-        has_bias = v.layer_bool("bias", bias)
-        self.batch_first = v.layer_bool("batch_first", batch_first)
-        self.bidirectional = v.layer_bool("bidirectional", bidirectional)
-        if not isinstance(dropout, numbers.Real) or dropout != 0:
-            raise ValueError(f"dropout is not offered yet; dropout must be 0, got {dropout!r}")
-        self.dtype = v.layer_dtype(dtype)
-
-        H, D = self.hidden_size, self.num_directions
-        shapes = {}
-        for layer in range(self.num_layers):
-            in_features = self.input_size if layer == 0 else D * H
-            for suffix in self._suffixes():
-                shapes[f"weight_ih_l{layer}{suffix}"] = (H, in_features)
-                shapes[f"weight_hh_l{layer}{suffix}"] = (H, H)
-                if has_bias:
-                    shapes[f"bias_ih_l{layer}{suffix}"] = (H,)
-                    shapes[f"bias_hh_l{layer}{suffix}"] = (H,)
-        self._init_params(shapes, 1.0 / math.sqrt(H), v.layer_rng(rng))
-        self._cache = None  # what the most recent forward leaves for backward
-
-    @property
-    def num_directions(self):
-        """D: 2 if bidirectional, else 1."""
-        return 2 if self.bidirectional else 1
-
-    def _suffixes(self):
-        return ("", "_reverse") if self.bidirectional else ("",)
-
-    def _layer_params(self, layer, suffix):
-        p = self.params
-        key = f"l{layer}{suffix}"
-        return (p[f"weight_ih_{key}"], p[f"weight_hh_{key}"], p.get(f"bias_ih_{key}"),
-                p.get(f"bias_hh_{key}"))
+        self._init_layers(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype)
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
+        check_dropout(dropout)
+        self._init_params_from(rng)
 
     def forward(self, x, h0=None):
         """Run the RNN over a sequence.
@@ -136,55 +104,7 @@ class RNN(_Layer):
         -----
         The layer keeps references to its inputs and the hidden states for :meth:`backward`.
         """
-        x = v.layer_input("x", x, self.dtype, (2, 3))
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x[:, None, :]
-        elif self.batch_first:
-            x = x.transpose(1, 0, 2)
-        T, N, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"x has {features} features, expected input_size={self.input_size}"
-                             f" (x shape {x.shape})")
-        if T == 0:
-            raise ValueError("x must have at least one time step")
-        H, D, L = self.hidden_size, self.num_directions, self.num_layers
-        if h0 is None:
-            h0 = np.zeros((L * D, N, H), dtype=self.dtype)
-        else:
-            h0 = v.layer_input("h0", h0, self.dtype, (2,) if unbatched else (3,))
-            if unbatched:
-                h0 = h0[:, None, :]
-            if h0.shape != (L * D, N, H):
-                want = (L * D, H) if unbatched else (L * D, N, H)
-                got = h0.shape[::2] if unbatched else h0.shape
-                raise ValueError(f"h0 has shape {got}, expected (num_layers*D, N, H) = {want}")
-
-        h_n = np.empty((L * D, N, H), dtype=self.dtype)
-        layer_input = np.ascontiguousarray(x)
-        cache = []  # per layer: list of (input in processing order, h0, hs) per direction
-        for layer in range(L):
-            outputs = []
-            entries = []
-            for d, suffix in enumerate(self._suffixes()):
-                idx = layer * D + d
-                # The reverse direction reads the sequence back to front.
-                inp = layer_input if d == 0 else np.ascontiguousarray(layer_input[::-1])
-                h0_d = np.ascontiguousarray(h0[idx])
-                hs = rnn_forward(inp, h0_d, *self._layer_params(layer, suffix),
-                                 nonlinearity=self.nonlinearity)
-                h_n[idx] = hs[-1]
-                outputs.append(hs if d == 0 else hs[::-1])
-                entries.append((inp, h0_d, hs))
-            cache.append(entries)
-            layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
-
-        self._cache = (cache, unbatched, (T, N))
-        output = layer_input
-        if unbatched:
-            return output[:, 0, :], h_n[:, 0, :]
-        if self.batch_first:
-            output = np.ascontiguousarray(output.transpose(1, 0, 2))
+        output, (h_n,) = self._forward(x, (h0,))
         return output, h_n
 
     def backward(self, grad_output, grad_h_n=None):
@@ -216,82 +136,71 @@ class RNN(_Layer):
         ValueError
             If a gradient's shape is wrong.
         """
-        if self._cache is None:
-            raise RuntimeError("RNN.backward called before forward")
-        cache, unbatched, (T, N) = self._cache
-        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        grad_x, (grad_h0,) = self._backward(grad_output, (grad_h_n,))
+        return grad_x, grad_h0
 
-        if grad_output is None:
-            grad_out = np.zeros((T, N, D * H), dtype=self.dtype)
-        else:
-            grad_out = v.layer_input("grad_output", grad_output, self.dtype,
-                                 (2,) if unbatched else (3,))
-            if unbatched:
-                grad_out = grad_out[:, None, :]
-            elif self.batch_first:
-                grad_out = grad_out.transpose(1, 0, 2)
-            if grad_out.shape != (T, N, D * H):
-                want = (T, D * H) if unbatched else (
-                    (N, T, D * H) if self.batch_first else (T, N, D * H))
-                raise ValueError(f"grad_output has shape {np.shape(grad_output)}, expected the "
-                                 f"forward output's shape {want}")
-        if grad_h_n is not None:
-            grad_h_n = v.layer_input("grad_h_n", grad_h_n, self.dtype, (2,) if unbatched else (3,))
-            if unbatched:
-                grad_h_n = grad_h_n[:, None, :]
-            if grad_h_n.shape != (L * D, N, H):
-                want = (L * D, H) if unbatched else (L * D, N, H)
-                raise ValueError(f"grad_h_n has shape {np.shape(grad_h_n)}, expected the "
-                                 f"forward h_n's shape {want}")
+    def _run_direction(self, layer, suffix, inp, states):
+        (h0,) = states
+        if h0 is None:
+            h0 = np.zeros((inp.shape[1], self.hidden_size), dtype=self.dtype)
+        hs = rnn_forward(inp, h0, *self._layer_params(layer, suffix), nonlinearity=self.nonlinearity)
+        return hs, (hs[-1],), (inp, h0, hs)
 
-        grad_h0 = np.empty((L * D, N, H), dtype=self.dtype)
-        for layer in range(L - 1, -1, -1):
-            grad_input = None
-            for d, suffix in enumerate(self._suffixes()):
-                idx = layer * D + d
-                inp, h0_d, hs = cache[layer][d]
-                # This direction's slice of the output gradient, put in processing order (a
-                # fresh contiguous copy, since the h_n gradient is added into it).
-                g = grad_out[:, :, d * H:(d + 1) * H]
-                grad_hs = np.array(g if d == 0 else g[::-1], dtype=self.dtype, order="C")
-                if grad_h_n is not None:
-                    # h_n is the state after the last processed step: t = T-1 for the forward
-                    # direction, t = 0 (original order) for the reverse one.
-                    grad_hs[-1] += grad_h_n[idx]
-                w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
-                gx, gh0, gw_ih, gw_hh, gb = rnn_backward(grad_hs, inp, h0_d, hs, w_ih, w_hh,
-                                                         nonlinearity=self.nonlinearity)
-                key = f"l{layer}{suffix}"
-                np.copyto(self.grads[f"weight_ih_{key}"], gw_ih)
-                np.copyto(self.grads[f"weight_hh_{key}"], gw_hh)
-                if b_ih is not None:
-                    np.copyto(self.grads[f"bias_ih_{key}"], gb)
-                    np.copyto(self.grads[f"bias_hh_{key}"], gb)
-                grad_h0[idx] = gh0
-                if d == 1:
-                    gx = gx[::-1]  # back to original time order
-                grad_input = gx if grad_input is None else grad_input + gx
-            grad_out = grad_input  # the gradient of the layer below's output
+    def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals):
+        inp, h0, hs = saved
+        w_ih, w_hh, _, _ = self._layer_params(layer, suffix)
+        gx, gh0, gw_ih, gw_hh, gb = rnn_backward(grad_hs, inp, h0, hs, w_ih, w_hh, nonlinearity=self.nonlinearity)
+        self._store_grads(layer, suffix, gw_ih, gw_hh, gb, gb)
+        return gx, (gh0,)
 
-        grad_x = grad_out
-        if unbatched:
-            return np.ascontiguousarray(grad_x[:, 0, :]), grad_h0[:, 0, :]
-        if self.batch_first:
-            grad_x = grad_x.transpose(1, 0, 2)
-        return np.ascontiguousarray(grad_x), grad_h0
+    def _repr_extra(self):
+        return f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else ""
 
-    def __repr__(self):
-        s = f"RNN({self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if self.nonlinearity != "tanh":
-            s += f", nonlinearity={self.nonlinearity!r}"
-        if "bias_ih_l0" not in self.params:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        if self.dtype != np.float32:
-            s += f", dtype={self.dtype.name}"
-        return s + ")"
+
+class RNNCell(_RecurrentCell):
+    """One Elman RNN step, like ``torch.nn.RNNCell``: ``h' = act(x w_ih^T + b_ih + h w_hh^T + b_hh)``.
+
+    For loops the caller drives (a decoder): every forward is remembered until its backward,
+    most recent first; see :class:`fastnn.layers._recurrent._RecurrentCell` for how ``grads``
+    fills over a sequence of backwards.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    bias : bool, default True
+    nonlinearity : {'tanh', 'relu'}, default 'tanh'
+    dtype : {np.float32, np.float64}, default np.float32
+    rng : numpy.random.Generator or int or None, default None
+        Source of the initial weights, U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's.
+
+    Attributes
+    ----------
+    params, grads : dict of str to ndarray
+        ``weight_ih`` (H, I), ``weight_hh`` (H, H), and if ``bias`` ``bias_ih``, ``bias_hh`` (H,).
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, dtype=np.float32, rng=None):
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
+        self._init_cell(input_size, hidden_size, bias, dtype, rng)
+
+    def forward(self, x, h=None):
+        """One step: x (N, I) or (I,) unbatched, h (N, H) or (H,), None for zeros -> h_next."""
+        (h_next,) = self._cell_forward(x, (h,))
+        return h_next
+
+    def backward(self, grad_h_next):
+        """Back through the most recent forward not yet gone back through: (grad_x, grad_h)."""
+        grad_x, (grad_h,) = self._cell_backward((grad_h_next,))
+        return grad_x, grad_h
+
+    def _step(self, x, states):
+        return (rnn_step(x, states[0], *self._weights(), nonlinearity=self.nonlinearity),)
+
+    def _step_back(self, x, states, nexts, grad_nexts):
+        w_ih, w_hh, _, _ = self._weights()
+        gx, gh, gw_ih, gw_hh, gb = rnn_step_backward(grad_nexts[0], x, states[0], nexts[0], w_ih, w_hh,
+                                                     nonlinearity=self.nonlinearity)
+        return gx, (gh,), gw_ih, gw_hh, gb, gb
+
+    def _repr_extra(self):
+        return f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else ""

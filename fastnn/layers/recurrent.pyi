@@ -1,23 +1,18 @@
-"""Type stubs for fastnn.layers.recurrent: the RNN layer."""
+"""Type stubs for fastnn.layers.recurrent: the RNN layers."""
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from fastnn.layers._base import _Layer
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent
 
-__all__ = ["RNN"]
+__all__ = ["RNN", "RNNCell"]
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
 _Rng: TypeAlias = np.random.Generator | int | None
 
-class RNN(_Layer):
-    input_size: int
-    hidden_size: int
-    num_layers: int
+class RNN(_StackedRecurrent):
     nonlinearity: Literal["tanh", "relu"]
-    batch_first: bool
-    bidirectional: bool
     def __init__(
         self,
         input_size: int,
@@ -32,10 +27,24 @@ class RNN(_Layer):
         dtype: DTypeLike = ...,
         rng: _Rng = None,
     ) -> None: ...
-    @property
-    def num_directions(self) -> int: ...
     def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> tuple[_Float, _Float]: ...
     def __call__(self, x: ArrayLike, h0: ArrayLike | None = None) -> tuple[_Float, _Float]: ...
     def backward(
         self, grad_output: ArrayLike | None, grad_h_n: ArrayLike | None = None
     ) -> tuple[_Float, _Float]: ...
+
+class RNNCell(_RecurrentCell):
+    nonlinearity: Literal["tanh", "relu"]
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        *,
+        dtype: DTypeLike = ...,
+        rng: _Rng = None,
+    ) -> None: ...
+    def forward(self, x: ArrayLike, h: ArrayLike | None = None) -> _Float: ...
+    def __call__(self, x: ArrayLike, h: ArrayLike | None = None) -> _Float: ...
+    def backward(self, grad_h_next: ArrayLike) -> tuple[_Float, _Float]: ...

@@ -1,0 +1,196 @@
+"""The GRU layers, :class:`GRU` (``torch.nn.GRU``) and :class:`GRUCell` (``torch.nn.GRUCell``),
+over fastnn's GRU kernels."""
+import numpy as np
+
+from fastnn import _runtime
+from fastnn import gru as kernels
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, check_dropout
+
+__all__ = ["GRU", "GRUCell"]
+
+
+class GRU(_StackedRecurrent):
+    """Multi-layer GRU, like ``torch.nn.GRU``.
+
+    Each layer and direction computes, for t = 0 .. T-1, with gates r, z, n stacked in the
+    weights: ``r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)``, ``z`` likewise,
+    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) n + z h_{t-1}``.
+    Layer l > 0 takes the previous layer's output (D*H features) as its input. With
+    ``bidirectional=True`` a second direction runs over the reversed sequence; the output holds
+    [forward, reverse] features side by side.
+
+    Parameters
+    ----------
+    input_size : int
+        I, features per time step of the input.
+    hidden_size : int
+        H, features of the hidden state.
+    num_layers : int, default 1
+    bias : bool, default True
+        Whether the layers have ``b_ih`` and ``b_hh``.
+    batch_first : bool, default False
+        If True, ``forward``'s input and output are (N, T, features) rather than (T, N,
+        features). ``h0``/``h_n`` are not affected, as in PyTorch.
+    dropout : float, default 0.0
+        Accepted for PyTorch parity; dropout between layers is not offered yet: any value other
+        than 0 raises ValueError.
+    bidirectional : bool, default False
+        Whether each layer also runs right to left (D = 2; else D = 1).
+    dtype : {np.float32, np.float64}, default np.float32
+        Dtype of the parameters and of the computation.
+    rng : numpy.random.Generator or int or None, default None
+        Source of the initial weights (an int is a seed; None draws fresh entropy).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        For layer k and direction suffix s ('' forward, '_reverse' reverse), in PyTorch's order:
+        ``weight_ih_l{k}{s}`` (3H, I) for k = 0 and (3H, D*H) above, ``weight_hh_l{k}{s}`` (3H, H),
+        and if ``bias``, ``bias_ih_l{k}{s}`` and ``bias_hh_l{k}{s}`` (3H,). All initialised from
+        U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does: a torch state_dict converted to NumPy loads
+        unchanged.
+    grads : dict of str to ndarray
+        Same keys and shapes; overwritten by each :meth:`backward`.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type, or ``dtype`` is not float32/float64.
+    ValueError
+        If a size is out of range, or ``dropout`` is not 0.
+    """
+
+    GATES = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, *, dtype=np.float32, rng=None):
+        self._init_layers(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype)
+        check_dropout(dropout)
+        self._init_params_from(rng)
+
+    def forward(self, x, h0=None):
+        """Run the GRU over a sequence.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, N, I), or (N, T, I) if batch_first, or (T, I) unbatched
+            Input sequence, T >= 1. Cast to the layer's dtype if it has another.
+        h0 : array_like, shape (num_layers*D, N, H), or (num_layers*D, H) unbatched, optional
+            Initial hidden state of each layer and direction, ordered [l0, l0_reverse, l1, ...].
+            Zeros if omitted.
+
+        Returns
+        -------
+        output : ndarray, shape (T, N, D*H), or (N, T, D*H) if batch_first, or (T, D*H) unbatched
+            The last layer's hidden state at every step (for a bidirectional GRU the forward
+            direction's features first, both indexed by the original time order).
+        h_n : ndarray, shape (num_layers*D, N, H), or (num_layers*D, H) unbatched
+            Final hidden state of each layer and direction (for the reverse direction, after
+            reading time 0).
+
+        Raises
+        ------
+        ValueError
+            If a shape is wrong, or T = 0.
+
+        Notes
+        -----
+        The layer keeps references to its inputs and states, and the gates, for
+        :meth:`backward` (the gates' buffers are reused by the next forward of the same shape).
+        """
+        output, (h_n,) = self._forward(x, (h0,))
+        return output, h_n
+
+    def backward(self, grad_output, grad_h_n=None):
+        """Back-propagate through the most recent :meth:`forward`.
+
+        Parameters
+        ----------
+        grad_output : array_like or None, shape of the forward ``output``
+            Gradient of the loss with respect to ``output``. None means zeros.
+        grad_h_n : array_like or None, shape of the forward ``h_n``, optional
+            None means zeros.
+
+        Returns
+        -------
+        grad_x : ndarray, shape of the forward ``x``
+        grad_h0 : ndarray, shape (num_layers*D, N, H), or (num_layers*D, H) unbatched
+            The gradient of the initial state (also when it was omitted: the gradient at zeros).
+
+        Every entry of ``grads`` is overwritten; ``bias_ih_*`` and ``bias_hh_*`` differ in their
+        n part (``b_hn`` sits inside the reset product).
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`forward` has not been called.
+        ValueError
+            If a gradient's shape is wrong.
+        """
+        grad_x, (grad_h0,) = self._backward(grad_output, (grad_h_n,))
+        return grad_x, grad_h0
+
+    def _run_direction(self, layer, suffix, inp, states):
+        (h0,) = states
+        w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
+        T, N, _ = inp.shape
+        H = self.hidden_size
+        saved = None
+        if _runtime._kernels is not None:
+            saved = (self._buffer((layer, suffix, "gates"), (T, N, 3 * H)),
+                     self._buffer((layer, suffix, "hn"), (T, N, H)))
+        hs = kernels._forward_checked(self.dtype, inp, h0, w_ih, w_hh, b_ih, b_hh, saved=saved)
+        return hs, (hs[-1],), (inp, h0, hs, saved)
+
+    def _back_direction(self, layer, suffix, saved_all, grad_hs, grad_finals):
+        inp, h0, hs, saved = saved_all
+        w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
+        gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh = kernels._backward_checked(
+            self.dtype, grad_hs, inp, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=saved)
+        self._store_grads(layer, suffix, gw_ih, gw_hh, gb_ih, gb_hh)
+        return gx, (gh0,)
+
+
+class GRUCell(_RecurrentCell):
+    """One GRU step, like ``torch.nn.GRUCell`` (the equations of :class:`GRU`).
+
+    For loops the caller drives (a decoder): every forward is remembered until its backward,
+    most recent first; see :class:`fastnn.layers._recurrent._RecurrentCell` for how ``grads``
+    fills over a sequence of backwards.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    bias : bool, default True
+    dtype : {np.float32, np.float64}, default np.float32
+    rng : numpy.random.Generator or int or None, default None
+        Source of the initial weights, U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's.
+
+    Attributes
+    ----------
+    params, grads : dict of str to ndarray
+        ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), and if ``bias`` ``bias_ih``, ``bias_hh`` (3H,).
+    """
+
+    GATES = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
+        self._init_cell(input_size, hidden_size, bias, dtype, rng)
+
+    def forward(self, x, h=None):
+        """One step: x (N, I) or (I,) unbatched, h (N, H) or (H,), None for zeros -> h_next."""
+        (h_next,) = self._cell_forward(x, (h,))
+        return h_next
+
+    def backward(self, grad_h_next):
+        """Back through the most recent forward not yet gone back through: (grad_x, grad_h)."""
+        grad_x, (grad_h,) = self._cell_backward((grad_h_next,))
+        return grad_x, grad_h
+
+    def _step(self, x, states):
+        return (kernels.gru_step(x, states[0], *self._weights()),)
+
+    def _step_back(self, x, states, nexts, grad_nexts):
+        gx, gh, gw_ih, gw_hh, gb_ih, gb_hh = kernels.gru_step_backward(grad_nexts[0], x, states[0], nexts[0],
+                                                                        *self._weights())
+        return gx, (gh,), gw_ih, gw_hh, gb_ih, gb_hh
