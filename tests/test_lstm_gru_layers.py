@@ -18,27 +18,12 @@ import fastnn
 from fastnn import _runtime, reference
 
 from conv_helpers import conftest_module
+from oracle_helpers import numerical_grad
 
 KERNELS = conftest_module().KERNELS
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "layers_lstm_gru.npz")
 LAYERS = {"lstm": fastnn.LSTM, "gru": fastnn.GRU}
 GATES = {"lstm": 4, "gru": 3}
-
-
-def numerical_grad(f, array, eps=1e-6):
-    """Central differences of f() with respect to every element of `array` (perturbed in place)."""
-    grad = np.empty_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    assert np.shares_memory(flat, array)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def assert_grad_close(analytic, numeric, name):
@@ -229,21 +214,24 @@ def test_gradients_finite_differences(case):
     output, finals = run(layer, family, x, states)
     G = rng.standard_normal(output.shape) if on_out else None
     Gf = [rng.standard_normal(f.shape) for f in finals] if on_finals else [None] * len(finals)
-
-    def loss():
-        out, fin = run(layer, family, x, states)
-        total = np.sum(out * G) if on_out else 0.0
-        return float(total + sum(np.sum(f * g) for f, g in zip(fin, Gf) if g is not None))
-
     run(layer, family, x, states)
     grad_x, grad_states = run_backward(layer, family, G, Gf)
     grads = {k: v.copy() for k, v in layer.grads.items()}
-    assert_grad_close(grad_x, numerical_grad(loss, x), "x")
-    for k, s in enumerate(states):
-        if s is not None:
-            assert_grad_close(grad_states[k], numerical_grad(loss, s), f"state {k}")
-    for key, value in layer.params.items():
-        assert_grad_close(grads[key], numerical_grad(loss, value), key)
+    given_states = [s for s in states if s is not None]
+
+    def loss(x, *rest):
+        values = iter(rest[:len(given_states)])
+        for value, target in zip(rest[len(given_states):], layer.params.values()):
+            target[...] = value
+        out, fin = run(layer, family, x, [None if s is None else next(values) for s in states])
+        total = np.sum(out * G) if on_out else 0.0
+        return float(total + sum(np.sum(f * g) for f, g in zip(fin, Gf) if g is not None))
+
+    arrays = [x] + given_states + [v.copy() for v in layer.params.values()]
+    analytic = [("x", grad_x)] + [(f"state {k}", g) for k, (g, s) in enumerate(zip(grad_states, states))
+                                  if s is not None] + list(grads.items())
+    for index, (name, want) in enumerate(analytic):
+        assert_grad_close(want, numerical_grad(loss, arrays, index), name)
 
 
 @pytest.mark.parametrize("family", LAYERS)

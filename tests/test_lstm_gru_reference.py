@@ -8,34 +8,15 @@ Independent checks, as tests/test_reference.py makes them for the RNN:
 * everything against PyTorch's results recorded in tests/fixtures/lstm_gru.npz (written by
   tests/fixtures/make_gate_fixtures.py), and against PyTorch live when it is installed.
 """
-import json
-import pathlib
-
 import numpy as np
 import pytest
 
 from fastnn import reference
 
 from gates_helpers import FAMILIES, GRAD_NAMES, GRAD_OF, STEP_GRAD_NAMES, backward, forward, loss, problem, step, step_backward
+from oracle_helpers import load_cases, numerical_grad
 
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 FIXTURE_TOL = dict(rtol=1e-10, atol=1e-12)
-
-
-def numerical_grad(f, array, eps=1e-6):
-    """Central differences of f() with respect to every element of `array` (perturbed in place)."""
-    grad = np.empty_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    assert np.shares_memory(flat, array)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def sigmoid(v):
@@ -55,7 +36,7 @@ def check_against_finite_differences(family, p, grads, names):
             q = dict(p)
             if q[entry] is None:
                 q[entry] = np.zeros(analytic.shape)
-            numeric = numerical_grad(lambda: loss(reference, family, q), q[entry])
+            numeric = numerical_grad(lambda a: loss(reference, family, dict(q, **{entry: a})), [q[entry]], 0)
             np.testing.assert_allclose(analytic, numeric.reshape(analytic.shape), rtol=1e-6, atol=1e-8,
                                        err_msg=f"{family} {name} ({entry})")
 
@@ -271,19 +252,6 @@ def test_nan_reaches_its_row_only(family):
 # ---------------------------------------------------------------------------------------------
 # PyTorch fixtures (no torch needed)
 # ---------------------------------------------------------------------------------------------
-
-def load_cases(filename):
-    cases = {}
-    with np.load(FIXTURES / filename) as data:
-        for key in data.files:
-            if "/" not in key:
-                continue
-            name, field = key.split("/")
-            cases.setdefault(name, {})[field] = data[key]
-    for fields in cases.values():
-        fields["config"] = json.loads(str(fields["config"]))
-    return cases
-
 
 GATE_FIXTURES = load_cases("lstm_gru.npz")
 

@@ -8,8 +8,9 @@ A layer owns its parameters (``params``) and their gradients (``grads``), both p
 NumPy arrays keyed exactly like the matching PyTorch module's ``state_dict``. ``forward`` keeps
 what ``backward`` needs; ``backward`` overwrites ``grads`` (it never accumulates) and returns the
 gradient of the input. (The cells, which a caller runs step after step, remember every forward
-until its backward: the backwards of a sequence of steps, last step first, add up its gradients.) There is no autograd: chain layers by hand, and update ``params`` in place
-to train::
+until its backward: the backwards of a sequence of steps, last step first, add up its
+gradients.) There is no autograd: chain layers by hand, and update ``params`` in place to
+train::
 
     conv = fastnn.Conv2d(3, 8, kernel_size=3, padding=1, rng=0)
     y = conv(x)                        # (N, 8, H, W)
