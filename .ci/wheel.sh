@@ -5,7 +5,7 @@
 #      build/ or an in-place _kernels*.so / kernels/_kernels.c of the checkout cannot leak in
 #   2. python -m build: sdist, then a wheel from the tree, and a second wheel from the unpacked
 #      sdist ALONE (proves the sdist is complete); both with build isolation (needs PyPI)
-#   3. auditwheel show / repair: vendors libgomp into fastnn.libs/, best manylinux tag this glibc
+#   3. auditwheel show / repair: vendors libgomp into fastnn_kernels.libs/, best manylinux tag this glibc
 #      allows; repaired wheel must be < 1 MiB and carry py.typed and the .pyi stubs
 #   4. a fresh venv with NO compiler (fake cc/gcc/g++/clang first on PATH, CC=/bin/false):
 #      test deps from PyPI, fastnn only from the wheelhouse (--no-index --only-binary=:all:)
@@ -15,9 +15,12 @@
 #      functions whose names contain avx2/avx512 (the run-time dispatched micro-kernels)
 #   7. the test suite against the installed wheel, from a folder outside the source tree, with
 #      CI=1: default path, FASTNN_CPU=portable, and FASTNN_CPU=avx2 when the CPU has AVX-512
+#   8. python -m fastnn --quick (the report) from the installed wheel, outside the source tree:
+#      exit 0 within REPORT_QUICK_LIMIT seconds
 #
 # Environment: PYTHON (default python3), KEEP_WORK=1 keeps the work dir, WHEEL_MAX_BYTES,
-# PYTEST_TIMEOUT (seconds per test run, default 900).
+# PYTEST_TIMEOUT (seconds per test run, default 900), REPORT_QUICK_LIMIT (seconds python -m fastnn
+# --quick may take from the wheel, default 60).
 # Output: the repaired wheel and the sdist are copied to <repo>/wheelhouse/.
 set -euo pipefail
 
@@ -26,6 +29,10 @@ PYTHON=${PYTHON:-python3}
 WHEEL_MAX_BYTES=${WHEEL_MAX_BYTES:-1048576}
 PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-900}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fastnn-wheel.XXXXXX")
+# The distribution (import name: fastnn) and its file-name form: fastnn_kernels-*.whl / .tar.gz,
+# and auditwheel's fastnn_kernels.libs/.
+DIST=fastnn-kernels
+DIST_FILE=fastnn_kernels
 T0=$SECONDS
 
 killtree() {  # a background job and everything it started (builds spawn pip, compilers)
@@ -97,7 +104,7 @@ PID_TREE=$!
 PID_VENV=$!
 "$PYTHON_BUILD" -m build --sdist --outdir "$WORK/dist" "$WORK/src" >"$WORK/build-sdist.log" 2>&1 \
     || { tail -40 "$WORK/build-sdist.log"; die "sdist build failed"; }
-SDIST=$(ls "$WORK"/dist/fastnn-*.tar.gz)
+SDIST=$(ls "$WORK"/dist/"$DIST_FILE"-*.tar.gz)
 ok "$(basename "$SDIST") ($(stat -c %s "$SDIST") bytes)"
 
 tar tzf "$SDIST" | sed 's|^[^/]*/||' | sort >"$WORK/sdist-files.txt"
@@ -121,7 +128,7 @@ ok "sdist has the sources, tests and fixtures, and no build outputs"
 
 mkdir -p "$WORK/from-sdist"
 tar xzf "$SDIST" -C "$WORK/from-sdist"
-SDIST_TREE=$(ls -d "$WORK"/from-sdist/fastnn-*)
+SDIST_TREE=$(ls -d "$WORK"/from-sdist/"$DIST_FILE"-*)
 echo "  building a wheel in $SDIST_TREE (the unpacked sdist, nothing else)"
 "$PYTHON_BUILD" -m build --wheel --outdir "$WORK/dist-sdist" "$SDIST_TREE" >"$WORK/build-sdist-wheel.log" 2>&1 \
     || { tail -40 "$WORK/build-sdist-wheel.log"; die "wheel build from the sdist failed"; }
@@ -129,8 +136,8 @@ wait "$PID_TREE" || { tail -40 "$WORK/build-tree.log"; die "wheel build from the
 for log in "$WORK/build-tree.log" "$WORK/build-sdist-wheel.log"; do
     if grep -q "building WITHOUT OpenMP" "$log"; then die "$(basename "$log"): built without OpenMP"; fi
 done
-WHEEL=$(ls "$WORK"/dist-tree/fastnn-*.whl)
-WHEEL_SDIST=$(ls "$WORK"/dist-sdist/fastnn-*.whl)
+WHEEL=$(ls "$WORK"/dist-tree/"$DIST_FILE"-*.whl)
+WHEEL_SDIST=$(ls "$WORK"/dist-sdist/"$DIST_FILE"-*.whl)
 ok "from the tree:  $(basename "$WHEEL") ($(stat -c %s "$WHEEL") bytes)"
 ok "from the sdist: $(basename "$WHEEL_SDIST") ($(stat -c %s "$WHEEL_SDIST") bytes)"
 diff <(unzip -Z1 "$WHEEL" | grep -v '\.dist-info/RECORD$' | sort) \
@@ -146,7 +153,7 @@ mkdir -p "$WORK/wheelhouse"
 # setup.py compiles with -g0 and the vendored libgomp comes stripped from the distro, so the wheel
 # is small without --strip; keeping the symbol table lets step 6 check code per function.
 auditwheel repair -w "$WORK/wheelhouse" "$WHEEL" 2>&1 | tail -3
-REPAIRED=$(ls "$WORK"/wheelhouse/fastnn-*.whl)
+REPAIRED=$(ls "$WORK"/wheelhouse/"$DIST_FILE"-*.whl)
 echo
 auditwheel show "$REPAIRED"
 SIZE=$(stat -c %s "$REPAIRED")
@@ -162,8 +169,8 @@ grep -qxF fastnn/py.typed "$WORK/wheel-files.txt" || die "wheel lacks fastnn/py.
 for f in $(cd "$WORK/src" && ls fastnn/*.py fastnn/*/*.py fastnn/*.pyi fastnn/*/*.pyi 2>/dev/null); do
     grep -qxF "$f" "$WORK/wheel-files.txt" || die "wheel lacks $f"
 done
-grep -E '^fastnn\.libs/libgomp-[^/]+\.so' "$WORK/wheel-files.txt" >/dev/null \
-    || die "repaired wheel does not vendor libgomp under fastnn.libs/"
+grep -E "^$DIST_FILE\\.libs/libgomp-[^/]+\\.so" "$WORK/wheel-files.txt" >/dev/null \
+    || die "repaired wheel does not vendor libgomp under $DIST_FILE.libs/"
 if grep -E '^(tests|kernels|examples|bench)/' "$WORK/wheel-files.txt"; then
     die "wheel carries non-package files (above)"
 fi
@@ -182,7 +189,7 @@ done
 export PATH="$WORK/nocc:$WORK/venv/bin:$PATH" CC=/bin/false CXX=/bin/false LDSHARED=/bin/false
 if gcc --version >/dev/null 2>&1; then die "a working gcc is still on PATH"; fi
 ok "gcc on PATH is $(command -v gcc) (fails), CC=$CC"
-"$VPY" -m pip install --no-index --find-links "$WORK/wheelhouse" --only-binary=:all: fastnn
+"$VPY" -m pip install --no-index --find-links "$WORK/wheelhouse" --only-binary=:all: "$DIST"
 SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
 SO=$(ls "$SITE"/fastnn/_kernels*.so)
 ok "installed: $SO"
@@ -194,15 +201,15 @@ mapfile -t OMP_NEEDED < <(readelf -d "$SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1
     | grep -Ei 'gomp|libomp|iomp|vcomp' || true)
 (( ${#OMP_NEEDED[@]} == 1 )) || die "expected exactly one OpenMP runtime in NEEDED, got: ${OMP_NEEDED[*]:-none}"
 [[ ${OMP_NEEDED[0]} == libgomp-*.so* ]] || die "the OpenMP runtime is not the vendored libgomp: ${OMP_NEEDED[0]}"
-[[ -f $SITE/fastnn.libs/${OMP_NEEDED[0]} ]] || die "${OMP_NEEDED[0]} is not in $SITE/fastnn.libs"
+[[ -f $SITE/$DIST_FILE.libs/${OMP_NEEDED[0]} ]] || die "${OMP_NEEDED[0]} is not in $SITE/$DIST_FILE.libs"
 LDD_LINE=$(ldd "$SO" | grep -F "${OMP_NEEDED[0]}") || die "ldd does not list ${OMP_NEEDED[0]}"
 echo "    ldd: $LDD_LINE"
 RESOLVED=$(awk '{print $3}' <<<"$LDD_LINE")
-[[ $(realpath "$RESOLVED") == "$(realpath "$SITE/fastnn.libs")"/* ]] \
+[[ $(realpath "$RESOLVED") == "$(realpath "$SITE/$DIST_FILE.libs")"/* ]] \
     || die "ldd resolves ${OMP_NEEDED[0]} to $RESOLVED, outside the venv"
 if ldd "$SO" | grep -E 'not found'; then die "unresolved libraries (above)"; fi
 # What a running process really maps, after a kernel ran on a team of threads.
-(cd "$WORK" && "$VPY" -P - "$SITE" <<'EOF'
+(cd "$WORK" && "$VPY" -P - "$SITE" "$DIST_FILE.libs" <<'EOF'
 import os, re, sys
 import numpy as np
 import fastnn
@@ -218,7 +225,7 @@ print("    OpenMP runtimes mapped:", omp)
 pools = [(i["internal_api"], i["filepath"]) for i in threadpool_info() if i["user_api"] == "openmp"]
 print("    threadpoolctl openmp pools:", pools)
 assert len(omp) == 1, f"expected one OpenMP runtime mapped, got {omp}"
-assert os.path.realpath(omp[0]).startswith(os.path.join(site, "fastnn.libs") + os.sep), omp
+assert os.path.realpath(omp[0]).startswith(os.path.join(site, sys.argv[2]) + os.sep), omp
 assert len(pools) == 1 and os.path.realpath(pools[0][1]) == os.path.realpath(omp[0]), pools
 EOF
 ) || die "the running process does not use exactly the vendored OpenMP runtime"
@@ -373,6 +380,20 @@ for path in "${PATHS[@]}"; do
     fi
 done
 (( ${#FAILED[@]} == 0 )) || die "test suite failed with FASTNN_CPU=${FAILED[*]}"
+
+# ------------------------------------------------------------------------------------------------
+step "8. python -m fastnn --quick from the installed wheel, in a folder with no checkout"
+T_REPORT=$SECONDS
+(cd "$RUN" && "$VPY" -P -m fastnn --quick --json "$WORK/report.json" --no-progress-bar) \
+    >"$WORK/report.log" 2>&1 || { tail -40 "$WORK/report.log"; die "python -m fastnn --quick failed"; }
+REPORT_SECONDS=$((SECONDS - T_REPORT))
+grep -E '^(correctness|FMA peak)' "$WORK/report.log" | sed 's/^/  /'
+"$VPY" -c 'import json, sys; m = json.load(open(sys.argv[1]))["meta"]; print("  peak (GFLOP/s):", m["peak"]["gflops"])' \
+    "$WORK/report.json"
+(( REPORT_SECONDS <= ${REPORT_QUICK_LIMIT:-60} )) \
+    || die "python -m fastnn --quick took $REPORT_SECONDS s (limit ${REPORT_QUICK_LIMIT:-60} s)"
+ok "python -m fastnn --quick: exit 0 in $REPORT_SECONDS s"
+SUMMARY+=("python -m fastnn --quick from the wheel: $REPORT_SECONDS s")
 
 # ------------------------------------------------------------------------------------------------
 step "done"

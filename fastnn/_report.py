@@ -31,7 +31,7 @@ from fastnn import _cases, _runtime
 from fastnn._cases._case import TOL_FACTOR, torch_module
 from fastnn._cases._timing import SETTLE_SECONDS, Threads, best_of, time_alternating
 
-DISTRIBUTION = "fastnn-kernels"
+DISTRIBUTION = _runtime.DISTRIBUTION
 # The correctness pass checks every quick case in both dtypes: the registry benchmarks most
 # cases in float32 alone, but each compiled kernel has a float64 path to check too.
 CHECK_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -147,6 +147,20 @@ def measure_peaks(thread_counts, budget):
             for threads in thread_counts}
 
 
+def busy_machine_lines(peaks):
+    """A warning when the peak at n threads is well below n times the 1-thread peak: other
+    work held some of the cores, and every share of peak at that count is overstated."""
+    one = peaks["1"]["float32"]
+    lines = []
+    for threads, by_dtype in peaks.items():
+        n = int(threads)
+        if 1 < n <= (os.cpu_count() or n) and by_dtype["float32"] < 0.75 * n * one:
+            lines.append(f"WARNING: the FMA peak at {n} threads ({by_dtype['float32']:.1f} GFLOP/s) is "
+                         f"below {n} x the 1-thread peak ({one:.1f}): other programs were using the "
+                         f"cores, so the {n}-thread times are slow and their shares of peak overstated")
+    return lines
+
+
 def numpy_time(fn, budget):
     """(best seconds, calls) of the NumPy reference within the budget; one call if it is slow."""
     times = [best_of(fn, 1)]
@@ -159,13 +173,20 @@ def numpy_time(fn, budget):
 def time_case(case, dtype, thread_counts, peaks, budget):
     """One case at each thread count: [row], each with its times, rates and agreement."""
     rows = []
+    t0 = time.perf_counter()
     inst = case.instance(dtype)
     inst.setup()
     try:
+        try:
+            inst.truth()  # once for every thread count (the float64 reference: the slow part)
+        except Exception:  # noqa: BLE001 - raised again, and reported, by the check below
+            pass
+        truth_s = time.perf_counter() - t0
         for threads in thread_counts:
+            t_row = time.perf_counter()
             row = {"case": case.key, "family": case.family, "name": case.name,
                    "direction": case.direction, "shape": case.shape, "dtype": dtype.name,
-                   "threads": threads, "flops": case.flops}
+                   "threads": threads, "flops": case.flops, "truth_s": truth_s}
             rows.append(row)
             if case.threads is not None and threads not in case.threads:
                 row.update(skipped=f"runs at {case.threads} thread(s) only", agree=True)
@@ -188,6 +209,7 @@ def time_case(case, dtype, thread_counts, peaks, budget):
                 time.sleep(SETTLE_SECONDS)
                 row["numpy_s"], row["numpy_calls"] = numpy_time(inst.impls["numpy"], budget)
                 time.sleep(SETTLE_SECONDS)
+            row["wall_s"] = time.perf_counter() - t_row
             fast = times["fastnn"]
             row["fastnn_s"] = statistics.median(fast)
             row["fastnn_rounds_s"] = fast
@@ -435,7 +457,9 @@ def run(args, argv, out=sys.stdout):
     thread_counts = args.threads or [_runtime.get_num_threads()]
     # Measured before anything else runs (NumPy's and PyTorch's spinning worker threads would
     # take cores from it) and again at the end; the higher figure counts.
-    peaks = measure_peaks(thread_counts, budget)
+    # 1 thread too: the yardstick of the busy-machine check below
+    peak_threads = sorted(set(thread_counts) | {1})
+    peaks = measure_peaks(peak_threads, budget)
 
     patterns = args.cases.split(",") if args.cases else None
     checks = check_pass(progress, args.family, patterns)
@@ -467,7 +491,7 @@ def run(args, argv, out=sys.stdout):
     progress.close()
     rows.sort(key=lambda r: thread_counts.index(r["threads"]))  # stable: registry order per count
     time.sleep(SETTLE_SECONDS)
-    later = measure_peaks(thread_counts, budget)
+    later = measure_peaks(peak_threads, budget)
     for threads, by_dtype in peaks.items():
         for dtype in by_dtype:
             by_dtype[dtype] = max(by_dtype[dtype], later[threads][dtype])
@@ -481,6 +505,8 @@ def run(args, argv, out=sys.stdout):
     peak_text = "; ".join(f"{t} thread(s): {p['float32']:.1f} float32, {p['float64']:.1f} float64"
                           for t, p in peaks.items())
     print(f"FMA peak (fastnn.fma_peak, {meta['cpu_path']}), GFLOP/s: {peak_text}", file=out)
+    for line in busy_machine_lines(peaks):
+        print(line, file=out)
     for line in table_lines(rows, markdown=args.markdown):
         print(line, file=out)
     print("\nshare of peak: fastnn's GFLOP/s / the FMA peak of the row's dtype and thread count. "

@@ -6,6 +6,10 @@ import warnings
 
 from fastnn._version import __version__
 
+# The distribution that installs the `fastnn` package (`pip install fastnn-kernels`): the
+# Package Index name `fastnn` belongs to an unrelated project.
+DISTRIBUTION = "fastnn-kernels"
+
 try:
     from fastnn import _kernels
 except ImportError as exc:  # pragma: no cover - exercised only by broken installs
@@ -194,9 +198,15 @@ def fma_peak(threads=None, dtype="float32", isa=None, *, seconds=0.05, repeats=5
         elapsed = time.perf_counter() - t0
         return threads * steps * flop_per_step / elapsed / 1e9, elapsed
 
-    # Size the runs from a short one (which also wakes the team): `seconds` each.
+    # Size the runs to `seconds` each from a run of at least a tenth of that: a shorter one
+    # would be timed mostly by how fast the team wakes up (a thread that waits for a busy core
+    # makes a millisecond run look a hundred times slower than the chains are).
     steps = 20_000
-    _, elapsed = rate(steps)
+    while True:
+        _, elapsed = rate(steps)
+        if elapsed >= seconds / 10 or steps >= 1 << 40:
+            break
+        steps *= 4
     steps = max(steps, int(steps * seconds / max(elapsed, 1e-6)))
     return max(rate(steps)[0] for _ in range(repeats))
 
@@ -214,12 +224,13 @@ def show_config(print_out=True, peak=False):
 
     Returns
     -------
-    dict with keys: version, compiled (bool), load_error (str or None), openmp (bool),
+    dict with keys: distribution ("fastnn-kernels"), version, compiled (bool), load_error (str or None), openmp (bool),
     cpu_path (active instruction-set path), cpu_best (best the CPU supports), num_threads,
     gemm_kernels (per-dtype micro-kernel names and blocking); with `peak`, fma_peak: a dict
     of isa, threads and GFLOP/s per dtype (None without the compiled kernels).
     """
     info = {
+        "distribution": DISTRIBUTION,
         "version": __version__,
         "compiled": _kernels is not None,
         "load_error": LOAD_ERROR,

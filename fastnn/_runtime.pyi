@@ -3,6 +3,7 @@ from types import ModuleType
 from typing import Any, Final, Literal, NotRequired, TypeAlias, TypedDict
 
 __version__: str
+DISTRIBUTION: Final[str]
 
 # The compiled extension, or None when it could not be loaded (LOAD_ERROR says why).
 _kernels: ModuleType | None
@@ -28,6 +29,7 @@ class _FmaPeak(TypedDict):
     float64: float
 
 class _Config(TypedDict):
+    distribution: str
     version: str
     compiled: bool
     load_error: str | None
