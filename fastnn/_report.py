@@ -22,6 +22,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -268,16 +269,29 @@ def table_lines(rows, markdown=False):
     return [fmt(head), fmt(["-" * w for w in widths])] + [fmt(row) for row in body]
 
 
-def summary_lines(rows, thread_counts):
-    lines = []
+def summary_lines(rows, thread_counts, markdown=False):
+    """Per thread count and family: cases, the median share of peak, and the geometric means
+    of the speedups (with the range against PyTorch)."""
+    head = ["threads", "family", "cases", "share of peak (median, max)", "vs NumPy (geomean)",
+            "vs PyTorch (geomean, range)"]
+    body = []
     for threads in thread_counts:
         ok = [r for r in rows if r["threads"] == threads and r["agree"] and not r.get("skipped")]
         for family in dict.fromkeys(r["family"] for r in ok):
             sub = [r for r in ok if r["family"] == family]
-            lines.append(f"  {threads} thread(s), {family:<18} {len(sub):3d} cases: geometric mean "
-                         f"{_x(geomean([r['speedup_numpy'] for r in sub])) or '-'} vs NumPy, "
-                         f"{_x(geomean([r.get('speedup_torch') for r in sub])) or '-'} vs PyTorch")
-    return lines
+            shares = [r["share"] for r in sub]
+            torch = [r["speedup_torch"] for r in sub if r.get("speedup_torch")]
+            body.append([str(threads), family, str(len(sub)),
+                         f"{statistics.median(shares):.0%}, {max(shares):.0%}",
+                         _x(geomean([r["speedup_numpy"] for r in sub])),
+                         f"{_x(geomean(torch))} ({min(torch):.2f}-{max(torch):.2f}x, {len(torch)} case{'s' * (len(torch) > 1)})"
+                         if torch else "-"])
+    if markdown:
+        return (["| " + " | ".join(head) + " |", "|---|---|--:|--:|--:|--:|"]
+                + ["| " + " | ".join(row) + " |" for row in body])
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
+    return ["  " + "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            for cells in [head] + body]
 
 
 def write_plot(path, report):
@@ -509,13 +523,15 @@ def run(args, argv, out=sys.stdout):
         print(line, file=out)
     for line in table_lines(rows, markdown=args.markdown):
         print(line, file=out)
-    print("\nshare of peak: fastnn's GFLOP/s / the FMA peak of the row's dtype and thread count. "
+    print(file=out)
+    print(textwrap.fill("share of peak: fastnn's GFLOP/s / the FMA peak of the row's dtype and thread count. "
           "vs NumPy / vs PyTorch: their time / fastnn's (> 1: fastnn faster); fastnn and PyTorch "
           "alternate round by round (median of the per-round ratios); * NumPy timed once (a call "
           "takes over "
           f"{budget.numpy_seconds / 2:g} s). agreement: worst |result - float64 oracle| / tolerance "
-          f"({meta['tolerance']}); over 1 disagrees.", file=out)
-    for line in summary_lines(rows, thread_counts):
+          f"({meta['tolerance']}); over 1 disagrees.", width=100), file=out)
+    print("\nper family:", file=out)
+    for line in summary_lines(rows, thread_counts, markdown=args.markdown):
         print(line, file=out)
     bad_rows = [r for r in rows if not r["agree"]]
     report = {"meta": meta, "checks": checks, "rows": rows}
