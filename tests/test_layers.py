@@ -396,7 +396,7 @@ def test_rnn_errors():
     (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers"),
     (dict(input_size=3, hidden_size=4, num_layers=1.0), TypeError, "num_layers"),
     (dict(input_size=3, hidden_size=4, nonlinearity="sigmoid"), ValueError, "nonlinearity"),
-    (dict(input_size=3, hidden_size=4, dropout=0.5), ValueError, "dropout"),
+    (dict(input_size=3, hidden_size=4, dropout=1.5), ValueError, "dropout"),
     (dict(input_size=3, hidden_size=4, bidirectional=1), TypeError, "bidirectional"),
     (dict(input_size=3, hidden_size=4, batch_first="no"), TypeError, "batch_first"),
     (dict(input_size=3, hidden_size=4, bias=None), TypeError, "bias"),

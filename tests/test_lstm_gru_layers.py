@@ -370,7 +370,7 @@ CONSTRUCTOR_ERRORS = [
     (dict(input_size=3, hidden_size=0), ValueError, "hidden_size"),
     (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers"),
     (dict(input_size=3, hidden_size=4, num_layers=2.0), TypeError, "num_layers"),
-    (dict(input_size=3, hidden_size=4, dropout=0.5), ValueError, "dropout"),
+    (dict(input_size=3, hidden_size=4, num_layers=2, dropout=-0.5), ValueError, "dropout"),
     (dict(input_size=3, hidden_size=4, dropout="0"), ValueError, "dropout"),
     (dict(input_size=3, hidden_size=4, bidirectional=1), TypeError, "bidirectional"),
     (dict(input_size=3, hidden_size=4, batch_first="no"), TypeError, "batch_first"),

@@ -1,16 +1,23 @@
-"""What every layer shares: ``params``/``grads`` dicts and state_dict handling."""
+"""What every layer shares: ``params``/``grads`` dicts, state_dict handling, the generator
+``rng`` and the training/evaluation mode."""
 import numpy as np
 
 
 class _Layer:
-    """What both layers share: ``params``/``grads`` dicts and state_dict handling."""
+    """What every layer shares: ``params``/``grads`` dicts, state_dict handling, the generator
+    ``rng`` and the training/evaluation mode (``training``, :meth:`train`, :meth:`eval`)."""
 
     params: dict
     grads: dict
     dtype: np.dtype
+    rng: np.random.Generator
+    training = True  # a new layer is in training mode, as a torch.nn.Module is
 
     def _init_params(self, shapes, bound, rng):
-        """Fill ``params`` with U(-bound, bound) in the given key order; zero ``grads``."""
+        """Fill ``params`` with U(-bound, bound) in the given key order; zero ``grads``; keep
+        ``rng`` (a Generator) as the layer's ``rng`` (the recurrent layers' dropout draws from it)."""
+        self.rng = rng
+        self.training = True
         self.params = {}
         self.grads = {}
         for key, shape in shapes.items():
@@ -79,6 +86,35 @@ class _Layer:
             staged[key] = value
         for key, value in staged.items():
             np.copyto(self.params[key], value, casting="unsafe")
+
+    def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode (``mode=False``), as
+        ``torch.nn.Module.train`` does.
+
+        Only the recurrent layers' dropout between layers (``dropout > 0``) depends on it: it is
+        applied in training mode only. Every other layer computes the same in both modes.
+
+        Parameters
+        ----------
+        mode : bool, default True
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If ``mode`` is not a bool (PyTorch's error).
+        """
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set evaluation mode: the same as ``train(False)``. Returns self."""
+        return self.train(False)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

@@ -5,10 +5,18 @@
 A family says how one layer and direction runs over a sequence (``_run_direction``) and back
 (``_back_direction``), or one step (``_step`` / ``_step_back``); everything else, the
 arguments, the layout (batch_first, unbatched input), the stacking of layers, the two
-directions, and the states (h, or h and c), is here once.
+directions, the states (h, or h and c), dropout between layers and variable-length batches
+(``lengths=``), is here once.
+
+Variable lengths reach a family's ``_run_direction`` / ``_back_direction`` as a ``lengths``
+argument (sequence b occupies steps 0 .. lengths[b]-1 in processing order). Until the kernels
+take ``lengths`` themselves, every family hands such a call to :func:`run_by_length` /
+:func:`back_by_length`, which run each group of equally long sequences as a fixed-length
+batch: the one place to replace by the kernels' own ``lengths=``.
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -16,9 +24,116 @@ from fastnn import _validation as v
 from fastnn.layers._base import _Layer
 
 
-def check_dropout(dropout):
-    if not isinstance(dropout, numbers.Real) or dropout != 0:
-        raise ValueError(f"dropout is not offered yet; dropout must be 0, got {dropout!r}")
+def check_dropout(dropout, num_layers):
+    """``dropout`` as a float, checked as torch.nn.RNNBase checks it (ValueError unless a real
+    number in [0, 1], a bool included; its UserWarning when dropout > 0 with one layer)."""
+    if (not isinstance(dropout, numbers.Real) or isinstance(dropout, (bool, np.bool_))
+            or not 0 <= dropout <= 1):
+        raise ValueError("dropout should be a number in range [0, 1] representing the "
+                         f"probability of an element being zeroed, got {dropout!r}")
+    dropout = float(dropout)
+    if dropout > 0 and num_layers == 1:
+        # torch.nn.RNNBase's words; stacklevel: the caller of the layer's constructor
+        warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                      "non-zero dropout expects num_layers greater than 1, but got "
+                      f"dropout={dropout} and num_layers={num_layers}", UserWarning, stacklevel=3)
+    return dropout
+
+
+def check_lengths(lengths, unbatched, steps, batch):
+    """``lengths`` as an int64 array (N,) of values in 1..T, or None."""
+    if lengths is None:
+        return None
+    if unbatched:
+        raise ValueError("lengths needs a batched input (x is unbatched: one sequence has its "
+                         "own length)")
+    if isinstance(lengths, list):
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
+                   for n in lengths):
+            raise TypeError(f"lengths must hold integers, got {lengths!r}")
+        values = np.array(lengths, dtype=np.int64).reshape(-1)
+    elif isinstance(lengths, np.ndarray):
+        if not np.issubdtype(lengths.dtype, np.integer):
+            raise TypeError(f"lengths must be a list or an array of integers, got an array of "
+                            f"dtype {lengths.dtype}")
+        if lengths.ndim != 1:
+            raise ValueError(f"lengths must be 1-D (one length per sequence), got shape "
+                             f"{lengths.shape}")
+        values = lengths.astype(np.int64)
+    else:
+        raise TypeError(f"lengths must be None, a list or an integer array, got "
+                        f"{type(lengths).__name__}")
+    if values.shape != (batch,):
+        raise ValueError(f"lengths has {values.size} entries, expected one per sequence (N={batch})")
+    if batch and (values.min() < 1 or values.max() > steps):
+        raise ValueError(f"lengths must be in 1..T={steps}, got {values.tolist()}")
+    return values
+
+
+def reverse_within(a, lengths):
+    """a (T, N, F) with each sequence's steps 0 .. lengths[b]-1 in reverse order (the steps past
+    its end stay where they are); lengths None: the whole sequence reversed. Its own inverse."""
+    if lengths is None:
+        return a[::-1].copy()
+    steps = np.arange(a.shape[0])[:, None]
+    order = np.where(steps < lengths, lengths - 1 - steps, steps)  # (T, N)
+    return np.take_along_axis(a, order[:, :, None], axis=0)
+
+
+# --- the seam: variable lengths by groups of equal length --------------------------------------
+# A family's _run_direction / _back_direction hands a call with lengths to these two. They run
+# each group of equally long sequences as a plain batch of its length through the family's own
+# fixed-length path (which keeps the gates), and scatter the results into zero-padded arrays.
+# Once the kernels take lengths= themselves (sequence b on steps 0..lengths[b]-1, zero states
+# past its end, grad_hs past its end ignored, grad_c_n applied at its last step), a family
+# passes lengths to its driver instead and takes its finals at lengths-1; nothing else changes.
+
+def run_by_length(run, layer, suffix, inp, states, lengths):
+    """``_run_direction`` with lengths, by groups: run(layer, suffix, inp_g, states_g, None) per
+    group of equal length L (inp_g (L, n, F)). Returns hs (T, N, H) zero past each end, the finals
+    at each sequence's last step, and the saved groups for :func:`back_by_length`."""
+    T, N, F = inp.shape
+    hs = finals = None
+    groups = []
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        L = int(length)
+        # Within one forward each group of a layer and direction has its own shape, so the
+        # family's shape-keyed scratch buffers are never shared between two groups.
+        hs_g, finals_g, saved = run(layer, suffix, np.ascontiguousarray(inp[:L, idx]),
+                                    tuple(None if s is None else np.ascontiguousarray(s[idx]) for s in states),
+                                    None)
+        if hs is None:
+            hs = np.zeros((T, N, hs_g.shape[2]), dtype=hs_g.dtype)
+            finals = tuple(np.empty((N,) + f.shape[1:], dtype=f.dtype) for f in finals_g)
+        hs[:L, idx] = hs_g
+        for final, f in zip(finals, finals_g):
+            final[idx] = f
+        groups.append((L, idx, saved))
+    return hs, finals, (F, groups)
+
+
+def back_by_length(back, layer, suffix, saved, grad_hs, grad_finals, lengths):
+    """``_back_direction`` with lengths, by groups (the groups :func:`run_by_length` saved):
+    grad_x (T, N, F) zero past each end, the initial states' gradients, and the parameter
+    gradients summed over the groups (in increasing length: the same sum every time)."""
+    F, groups = saved
+    T, N, _ = grad_hs.shape
+    grad_x = np.zeros((T, N, F), dtype=grad_hs.dtype)
+    grad_starts = param_grads = None
+    for L, idx, saved_g in groups:
+        gx, gstarts, pgrads = back(layer, suffix, saved_g, np.ascontiguousarray(grad_hs[:L, idx]),
+                                   tuple(None if g is None else np.ascontiguousarray(g[idx]) for g in grad_finals),
+                                   None)
+        grad_x[:L, idx] = gx
+        if grad_starts is None:
+            grad_starts = tuple(np.empty((N,) + g.shape[1:], dtype=g.dtype) for g in gstarts)
+            param_grads = [None if g is None else np.array(g) for g in pgrads]
+        else:
+            param_grads = [None if a is None else a + g for a, g in zip(param_grads, pgrads)]
+        for start, g in zip(grad_starts, gstarts):
+            start[idx] = g
+    return grad_x, grad_starts, tuple(param_grads)
 
 
 def gate_param_shapes(prefix_keys, gates, hidden, inputs, has_bias):
@@ -38,14 +153,22 @@ class _StackedRecurrent(_Layer):
     names of the initial states: ("h0",) or ("h0", "c0")) and ``FINAL_GRADS`` (the names of
     the final states' gradients in ``backward``), and define
 
-    ``_run_direction(layer, suffix, inp, states) -> (hs, finals, saved)``
+    ``_run_direction(layer, suffix, inp, states, lengths) -> (hs, finals, saved)``
         inp (T, N, F) C-contiguous in processing order; states: a tuple with, per state, its
-        (N, H) array or None (omitted: zeros); hs (T, N, H) in processing order, finals the
-        final states, saved what ``_back_direction`` needs.
-    ``_back_direction(layer, suffix, saved, grad_hs, grad_finals) -> (grad_inp, grad_states)``
+        (N, H) array or None (omitted: zeros); lengths None, or an int64 array (N,) of values
+        in 1..T: sequence b occupies steps 0 .. lengths[b]-1. hs (T, N, H) in processing order
+        (zero past each sequence's end), finals the final states (each sequence's state at its
+        last step), saved what ``_back_direction`` needs.
+    ``_back_direction(layer, suffix, saved, grad_hs, grad_finals, lengths) -> (grad_inp,
+    grad_states, (grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh))``
         grad_hs (T, N, H) in processing order, the final hidden state's gradient already added
-        at its last step; grad_finals: the gradients of the other final states (the cell
-        state's), each (N, H) or None. Fills ``grads`` for that layer and direction.
+        at each sequence's last step (steps past its end are to be ignored); grad_finals: the
+        gradients of the other final states (the cell state's), each (N, H) or None, applying
+        at each sequence's last step. grad_inp is zero past each sequence's end.
+
+    Between layers, in training mode with ``dropout`` > 0, each layer's output but the last is
+    multiplied by a fresh mask (inverted dropout) drawn from ``rng``; the backward multiplies
+    the gradient going down by the same mask.
     """
 
     GATES = 1
@@ -61,6 +184,7 @@ class _StackedRecurrent(_Layer):
         self.bidirectional = v.layer_bool("bidirectional", bidirectional)
         self.dtype = v.layer_dtype(dtype)
         self._has_bias = has_bias
+        self.dropout = 0.0  # set by the family's constructor (check_dropout)
         self._cache = None  # what the most recent forward leaves for backward
         self._workspace = {}  # scratch kept between forwards (see _buffer)
 
@@ -77,6 +201,22 @@ class _StackedRecurrent(_Layer):
     def num_directions(self):
         """D: 2 if bidirectional, else 1."""
         return 2 if self.bidirectional else 1
+
+    @property
+    def dropout_masks(self):
+        """The dropout masks the most recent forward applied, one per layer but the last.
+
+        Each has that layer's output's shape in the caller's layout ((T, N, D*H), or (N, T, D*H)
+        if batch_first), and values 0 (dropped) or 1/(1-dropout) (kept, scaled); the backward
+        applies the same masks. An empty list if that forward ran in evaluation mode, or with
+        dropout 0 or one layer, or before any forward. Read-only views: do not write to them.
+        """
+        if self._cache is None:
+            return []
+        masks = self._cache[1]
+        if self.batch_first:
+            return [m.transpose(1, 0, 2) for m in masks]
+        return list(masks)
 
     def _suffixes(self):
         return ("", "_reverse") if self.bidirectional else ("",)
@@ -132,32 +272,46 @@ class _StackedRecurrent(_Layer):
             raise ValueError(f"{name} has shape {got}, expected (num_layers*D, N, H) = {want}")
         return value
 
-    def _forward(self, x, states):
+    def _dropout_mask(self, shape):
+        """A fresh inverted-dropout mask from ``rng``: 0 with probability p, else 1/(1-p)."""
+        p = self.dropout
+        if p == 1:
+            return np.zeros(shape, self.dtype)
+        keep = self.rng.random(shape, dtype=np.float64) >= p
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+
+    def _forward(self, x, states, lengths=None):
         """The stacked run: (output as the caller gave x, final states (L*D, N, H) each)."""
         x, unbatched = self._input(x)
         T, N, _ = x.shape
+        lengths = check_lengths(lengths, unbatched, T, N)
         states = [self._stacked_state(name, s, unbatched, N) for name, s in zip(self.STATES, states)]
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         finals = [np.empty((L * D, N, H), dtype=self.dtype) for _ in self.STATES]
         layer_input = np.ascontiguousarray(x)
         cache = []  # per layer: list of saved per direction
+        masks = []  # per layer but the last, when dropout applies
         for layer in range(L):
             outputs = []
             entries = []
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
-                # The reverse direction reads the sequence back to front.
-                inp = layer_input if d == 0 else np.ascontiguousarray(layer_input[::-1])
+                # The reverse direction reads each sequence back to front, from its own last step.
+                inp = layer_input if d == 0 else reverse_within(layer_input, lengths)
                 starts = tuple(None if s is None else np.ascontiguousarray(s[idx]) for s in states)
-                hs, ends, saved = self._run_direction(layer, suffix, inp, starts)
+                hs, ends, saved = self._run_direction(layer, suffix, inp, starts, lengths)
                 for k, end in enumerate(ends):
                     finals[k][idx] = end
-                outputs.append(hs if d == 0 else hs[::-1])
+                outputs.append(hs if d == 0 else reverse_within(hs, lengths))
                 entries.append(saved)
             cache.append(entries)
             layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
+            if layer < L - 1 and self.training and self.dropout > 0:
+                mask = self._dropout_mask(layer_input.shape)
+                masks.append(mask)
+                layer_input = layer_input * mask
 
-        self._cache = (cache, unbatched, (T, N))
+        self._cache = (cache, masks, lengths, unbatched, (T, N))
         output = layer_input
         if unbatched:
             return output[:, 0, :], [f[:, 0, :] for f in finals]
@@ -169,7 +323,7 @@ class _StackedRecurrent(_Layer):
         """The stacked backward: (grad_x as the caller gave x, grads of the initial states)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        cache, unbatched, (T, N) = self._cache
+        cache, masks, lengths, unbatched, (T, N) = self._cache
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
 
         if grad_output is None:
@@ -201,25 +355,31 @@ class _StackedRecurrent(_Layer):
                                  f"forward {state}'s shape {want}")
             finals.append(g)
 
+        # h_n is the state after each sequence's last processed step: t = T-1 (or lengths[b]-1)
+        # in processing order, for either direction.
+        last = (np.full(N, T - 1) if lengths is None else lengths - 1, np.arange(N))
         grad_starts = [np.empty((L * D, N, H), dtype=self.dtype) for _ in self.STATES]
         for layer in range(L - 1, -1, -1):
+            if layer < len(masks):
+                grad_out = grad_out * masks[layer]  # through the dropout after this layer
             grad_input = None
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
                 # This direction's slice of the output gradient, put in processing order (a
                 # fresh contiguous copy, since the h_n gradient is added into it).
                 g = grad_out[:, :, d * H:(d + 1) * H]
-                grad_hs = np.array(g if d == 0 else g[::-1], dtype=self.dtype, order="C")
+                grad_hs = (np.array(g, dtype=self.dtype, order="C") if d == 0
+                           else reverse_within(g, lengths).astype(self.dtype, copy=False))
                 if finals[0] is not None:
-                    # h_n is the state after the last processed step: t = T-1 for the forward
-                    # direction, t = 0 (original order) for the reverse one.
-                    grad_hs[-1] += finals[0][idx]
+                    grad_hs[last] += finals[0][idx]
                 others = tuple(None if f is None else np.ascontiguousarray(f[idx]) for f in finals[1:])
-                gx, gstarts = self._back_direction(layer, suffix, cache[layer][d], grad_hs, others)
+                gx, gstarts, param_grads = self._back_direction(layer, suffix, cache[layer][d], grad_hs,
+                                                                others, lengths)
+                self._store_grads(layer, suffix, *param_grads)
                 for k, gs in enumerate(gstarts):
                     grad_starts[k][idx] = gs
                 if d == 1:
-                    gx = gx[::-1]  # back to original time order
+                    gx = reverse_within(gx, lengths)  # back to original time order
                 grad_input = gx if grad_input is None else grad_input + gx
             grad_out = grad_input  # the gradient of the layer below's output
 
@@ -240,6 +400,8 @@ class _StackedRecurrent(_Layer):
             s += ", bias=False"
         if self.batch_first:
             s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
         return s

@@ -4,7 +4,8 @@ import numpy as np
 
 from fastnn import _runtime
 from fastnn import gru as kernels
-from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, check_dropout
+from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
+                                      run_by_length)
 
 __all__ = ["GRU", "GRUCell"]
 
@@ -32,14 +33,18 @@ class GRU(_StackedRecurrent):
         If True, ``forward``'s input and output are (N, T, features) rather than (T, N,
         features). ``h0``/``h_n`` are not affected, as in PyTorch.
     dropout : float, default 0.0
-        Accepted for PyTorch parity; dropout between layers is not offered yet: any value other
-        than 0 raises ValueError.
+        Probability of zeroing each element of every layer's output but the last (inverted
+        dropout, as ``torch.nn.GRU``: kept elements are scaled by 1/(1-dropout); 1 zeroes
+        them), in training mode only (see :meth:`train`), with masks drawn from ``rng``; never
+        on the final states. A real number in [0, 1]; with ``num_layers=1`` a value above 0
+        warns (UserWarning, PyTorch's) and does nothing.
     bidirectional : bool, default False
         Whether each layer also runs right to left (D = 2; else D = 1).
     dtype : {np.float32, np.float64}, default np.float32
         Dtype of the parameters and of the computation.
     rng : numpy.random.Generator or int or None, default None
-        Source of the initial weights (an int is a seed; None draws fresh entropy).
+        Source of the initial weights and of the dropout masks (an int is a seed; None draws
+        fresh entropy); kept as the attribute ``rng``.
 
     Attributes
     ----------
@@ -51,13 +56,25 @@ class GRU(_StackedRecurrent):
         unchanged.
     grads : dict of str to ndarray
         Same keys and shapes; overwritten by each :meth:`backward`.
+    dropout : float
+        The constructor's ``dropout``.
+    training : bool
+        True (training mode, dropout applies) after construction and :meth:`train`, False after
+        :meth:`eval`.
+    rng : numpy.random.Generator
+        The generator that drew the initial weights; each training forward with dropout draws
+        its masks from it (assign a new Generator to reseed).
+    dropout_masks : list of ndarray
+        Read only: the masks the most recent forward applied, one per layer but the last, each
+        of that layer's output's shape in the caller's layout, values 0 or 1/(1-dropout) (the
+        backward applies the same). Empty after a forward in evaluation mode or without dropout.
 
     Raises
     ------
     TypeError
         If an argument has the wrong type, or ``dtype`` is not float32/float64.
     ValueError
-        If a size is out of range, or ``dropout`` is not 0.
+        If a size is out of range, or ``dropout`` is not a number in [0, 1].
     """
 
     GATES = 3
@@ -65,10 +82,10 @@ class GRU(_StackedRecurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, *, dtype=np.float32, rng=None):
         self._init_layers(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype)
-        check_dropout(dropout)
+        self.dropout = check_dropout(dropout, self.num_layers)
         self._init_params_from(rng)
 
-    def forward(self, x, h0=None):
+    def forward(self, x, h0=None, *, lengths=None):
         """Run the GRU over a sequence.
 
         Parameters
@@ -78,6 +95,14 @@ class GRU(_StackedRecurrent):
         h0 : array_like, shape (num_layers*D, N, H), or (num_layers*D, H) unbatched, optional
             Initial hidden state of each layer and direction, ordered [l0, l0_reverse, l1, ...].
             Zeros if omitted.
+        lengths : list of int or integer ndarray, shape (N,), optional, keyword only
+            Each sequence's length, 1 <= lengths[b] <= T, in any order, ties allowed: sequence b
+            is x's steps 0 .. lengths[b]-1, the rest padding. As PyTorch's
+            ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> module ->
+            ``pad_packed_sequence(..., total_length=T)``: output is zero past each sequence's
+            end, the final states are the states at its last real step, the reverse direction
+            starts at that step, and padding reaches no gradient (:meth:`backward` remembers
+            ``lengths``; grad_x is zero there). Not for unbatched input.
 
         Returns
         -------
@@ -90,19 +115,25 @@ class GRU(_StackedRecurrent):
 
         Raises
         ------
+        TypeError
+            If ``lengths`` is not None, a list of ints or an integer array.
         ValueError
-            If a shape is wrong, or T = 0.
+            If a shape is wrong, T = 0, or ``lengths`` is wrong (a value outside 1..T, not
+            N of them, or given with unbatched input).
 
         Notes
         -----
         The layer keeps references to its inputs and states, and the gates, for
         :meth:`backward` (the gates' buffers are reused by the next forward of the same shape).
         """
-        output, (h_n,) = self._forward(x, (h0,))
+        output, (h_n,) = self._forward(x, (h0,), lengths)
         return output, h_n
 
     def backward(self, grad_output, grad_h_n=None):
         """Back-propagate through the most recent :meth:`forward`.
+
+        It goes back through that forward's dropout masks and ``lengths``: with lengths, the
+        gradients at steps past a sequence's end are ignored and grad_x is zero there.
 
         Parameters
         ----------
@@ -130,7 +161,9 @@ class GRU(_StackedRecurrent):
         grad_x, (grad_h0,) = self._backward(grad_output, (grad_h_n,))
         return grad_x, grad_h0
 
-    def _run_direction(self, layer, suffix, inp, states):
+    def _run_direction(self, layer, suffix, inp, states, lengths):
+        if lengths is not None:
+            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         (h0,) = states
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         T, N, _ = inp.shape
@@ -142,13 +175,14 @@ class GRU(_StackedRecurrent):
         hs = kernels._forward_checked(self.dtype, inp, h0, w_ih, w_hh, b_ih, b_hh, saved=saved)
         return hs, (hs[-1],), (inp, h0, hs, saved)
 
-    def _back_direction(self, layer, suffix, saved_all, grad_hs, grad_finals):
+    def _back_direction(self, layer, suffix, saved_all, grad_hs, grad_finals, lengths):
+        if lengths is not None:
+            return back_by_length(self._back_direction, layer, suffix, saved_all, grad_hs, grad_finals, lengths)
         inp, h0, hs, saved = saved_all
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh = kernels._backward_checked(
             self.dtype, grad_hs, inp, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=saved)
-        self._store_grads(layer, suffix, gw_ih, gw_hh, gb_ih, gb_hh)
-        return gx, (gh0,)
+        return gx, (gh0,), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 
 class GRUCell(_RecurrentCell):

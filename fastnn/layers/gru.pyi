@@ -10,6 +10,7 @@ __all__ = ["GRU", "GRUCell"]
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
 _Rng: TypeAlias = np.random.Generator | int | None
+_Lengths: TypeAlias = list[int] | NDArray[np.integer[Any]]
 
 class GRU(_StackedRecurrent):
     def __init__(
@@ -25,8 +26,12 @@ class GRU(_StackedRecurrent):
         dtype: DTypeLike = ...,
         rng: _Rng = None,
     ) -> None: ...
-    def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> tuple[_Float, _Float]: ...
-    def __call__(self, x: ArrayLike, h0: ArrayLike | None = None) -> tuple[_Float, _Float]: ...
+    def forward(
+        self, x: ArrayLike, h0: ArrayLike | None = None, *, lengths: _Lengths | None = None
+    ) -> tuple[_Float, _Float]: ...
+    def __call__(
+        self, x: ArrayLike, h0: ArrayLike | None = None, *, lengths: _Lengths | None = None
+    ) -> tuple[_Float, _Float]: ...
     def backward(self, grad_output: ArrayLike | None, grad_h_n: ArrayLike | None = None) -> tuple[_Float, _Float]: ...
 
 class GRUCell(_RecurrentCell):

@@ -5,7 +5,8 @@ import numpy as np
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import lstm as kernels
-from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, check_dropout
+from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
+                                      run_by_length)
 
 __all__ = ["LSTM", "LSTMCell"]
 
@@ -42,8 +43,11 @@ class LSTM(_StackedRecurrent):
         If True, ``forward``'s input and output are (N, T, features) rather than (T, N,
         features). The states are not affected, as in PyTorch.
     dropout : float, default 0.0
-        Accepted for PyTorch parity; dropout between layers is not offered yet: any value other
-        than 0 raises ValueError.
+        Probability of zeroing each element of every layer's output but the last (inverted
+        dropout, as ``torch.nn.LSTM``: kept elements are scaled by 1/(1-dropout); 1 zeroes
+        them), in training mode only (see :meth:`train`), with masks drawn from ``rng``; never
+        on the final states. A real number in [0, 1]; with ``num_layers=1`` a value above 0
+        warns (UserWarning, PyTorch's) and does nothing.
     bidirectional : bool, default False
         Whether each layer also runs right to left (D = 2; else D = 1).
     proj_size : int, default 0
@@ -52,7 +56,8 @@ class LSTM(_StackedRecurrent):
     dtype : {np.float32, np.float64}, default np.float32
         Dtype of the parameters and of the computation.
     rng : numpy.random.Generator or int or None, default None
-        Source of the initial weights (an int is a seed; None draws fresh entropy).
+        Source of the initial weights and of the dropout masks (an int is a seed; None draws
+        fresh entropy); kept as the attribute ``rng``.
 
     Attributes
     ----------
@@ -64,13 +69,26 @@ class LSTM(_StackedRecurrent):
         unchanged.
     grads : dict of str to ndarray
         Same keys and shapes; overwritten by each :meth:`backward`.
+    dropout : float
+        The constructor's ``dropout``.
+    training : bool
+        True (training mode, dropout applies) after construction and :meth:`train`, False after
+        :meth:`eval`.
+    rng : numpy.random.Generator
+        The generator that drew the initial weights; each training forward with dropout draws
+        its masks from it (assign a new Generator to reseed).
+    dropout_masks : list of ndarray
+        Read only: the masks the most recent forward applied, one per layer but the last, each
+        of that layer's output's shape in the caller's layout, values 0 or 1/(1-dropout) (the
+        backward applies the same). Empty after a forward in evaluation mode or without dropout.
 
     Raises
     ------
     TypeError
         If an argument has the wrong type, or ``dtype`` is not float32/float64.
     ValueError
-        If a size is out of range, or ``dropout`` or ``proj_size`` is not 0.
+        If a size is out of range, ``dropout`` is not a number in [0, 1], or ``proj_size`` is
+        not 0.
     """
 
     GATES = 4
@@ -80,12 +98,12 @@ class LSTM(_StackedRecurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None):
         self._init_layers(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype)
-        check_dropout(dropout)
+        self.dropout = check_dropout(dropout, self.num_layers)
         if v.layer_int("proj_size", proj_size, 0) != 0:
             raise ValueError(f"proj_size is not offered yet; proj_size must be 0, got {proj_size!r}")
         self._init_params_from(rng)
 
-    def forward(self, x, hx=None):
+    def forward(self, x, hx=None, *, lengths=None):
         """Run the LSTM over a sequence.
 
         Parameters
@@ -96,6 +114,14 @@ class LSTM(_StackedRecurrent):
             (num_layers*D, H) unbatched, or None
             Initial hidden and cell states of each layer and direction, ordered [l0,
             l0_reverse, l1, ...]. Zeros where omitted.
+        lengths : list of int or integer ndarray, shape (N,), optional, keyword only
+            Each sequence's length, 1 <= lengths[b] <= T, in any order, ties allowed: sequence b
+            is x's steps 0 .. lengths[b]-1, the rest padding. As PyTorch's
+            ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> module ->
+            ``pad_packed_sequence(..., total_length=T)``: output is zero past each sequence's
+            end, the final states are the states at its last real step, the reverse direction
+            starts at that step, and padding reaches no gradient (:meth:`backward` remembers
+            ``lengths``; grad_x is zero there). Not for unbatched input.
 
         Returns
         -------
@@ -109,20 +135,25 @@ class LSTM(_StackedRecurrent):
         Raises
         ------
         TypeError
-            If hx is not None or a pair.
+            If hx is not None or a pair, or ``lengths`` is not None, a list of ints or an
+            integer array.
         ValueError
-            If a shape is wrong, or T = 0.
+            If a shape is wrong, T = 0, or ``lengths`` is wrong (a value outside 1..T, not
+            N of them, or given with unbatched input).
 
         Notes
         -----
         The layer keeps references to its inputs and states, and the activated gates, for
         :meth:`backward` (the gates' buffers are reused by the next forward of the same shape).
         """
-        output, (h_n, c_n) = self._forward(x, _pair("hx", hx, "h0", "c0"))
+        output, (h_n, c_n) = self._forward(x, _pair("hx", hx, "h0", "c0"), lengths)
         return output, (h_n, c_n)
 
     def backward(self, grad_output, grad_hx=None):
         """Back-propagate through the most recent :meth:`forward`.
+
+        It goes back through that forward's dropout masks and ``lengths``: with lengths, the
+        gradients at steps past a sequence's end are ignored and grad_x is zero there.
 
         Parameters
         ----------
@@ -153,7 +184,9 @@ class LSTM(_StackedRecurrent):
         grad_x, (grad_h0, grad_c0) = self._backward(grad_output, _pair("grad_hx", grad_hx, "grad_h_n", "grad_c_n"))
         return grad_x, (grad_h0, grad_c0)
 
-    def _run_direction(self, layer, suffix, inp, states):
+    def _run_direction(self, layer, suffix, inp, states, lengths):
+        if lengths is not None:
+            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         h0, c0 = states
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         T, N, _ = inp.shape
@@ -162,14 +195,15 @@ class LSTM(_StackedRecurrent):
         hs, cs = kernels._forward_checked(self.dtype, inp, h0, c0, w_ih, w_hh, b_ih, b_hh, gates=gates)
         return hs, (hs[-1], cs[-1]), (inp, h0, c0, hs, cs, gates)
 
-    def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals):
+    def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals, lengths):
+        if lengths is not None:
+            return back_by_length(self._back_direction, layer, suffix, saved, grad_hs, grad_finals, lengths)
         inp, h0, c0, hs, cs, gates = saved
         (grad_c_n,) = grad_finals
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         gx, gh0, gc0, gw_ih, gw_hh, gb = kernels._backward_checked(
             self.dtype, grad_hs, grad_c_n, inp, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, gates=gates)
-        self._store_grads(layer, suffix, gw_ih, gw_hh, gb, gb)
-        return gx, (gh0, gc0)
+        return gx, (gh0, gc0), (gw_ih, gw_hh, gb, gb)
 
 
 class LSTMCell(_RecurrentCell):
@@ -199,7 +233,7 @@ class LSTMCell(_RecurrentCell):
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
         self._init_cell(input_size, hidden_size, bias, dtype, rng)
 
-    def forward(self, x, hx=None):
+    def forward(self, x, hx=None, *, lengths=None):
         """One step: x (N, I) or (I,) unbatched; hx None or a pair (h, c), each (N, H) / (H,)
         or None (zeros) -> (h_next, c_next)."""
         return self._cell_forward(x, _pair("hx", hx, "h", "c"))

@@ -10,6 +10,7 @@ __all__ = ["LSTM", "LSTMCell"]
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
 _Rng: TypeAlias = np.random.Generator | int | None
+_Lengths: TypeAlias = list[int] | NDArray[np.integer[Any]]
 _Pair: TypeAlias = tuple[ArrayLike | None, ArrayLike | None]
 
 class LSTM(_StackedRecurrent):
@@ -27,8 +28,12 @@ class LSTM(_StackedRecurrent):
         dtype: DTypeLike = ...,
         rng: _Rng = None,
     ) -> None: ...
-    def forward(self, x: ArrayLike, hx: _Pair | None = None) -> tuple[_Float, tuple[_Float, _Float]]: ...
-    def __call__(self, x: ArrayLike, hx: _Pair | None = None) -> tuple[_Float, tuple[_Float, _Float]]: ...
+    def forward(
+        self, x: ArrayLike, hx: _Pair | None = None, *, lengths: _Lengths | None = None
+    ) -> tuple[_Float, tuple[_Float, _Float]]: ...
+    def __call__(
+        self, x: ArrayLike, hx: _Pair | None = None, *, lengths: _Lengths | None = None
+    ) -> tuple[_Float, tuple[_Float, _Float]]: ...
     def backward(
         self, grad_output: ArrayLike | None, grad_hx: _Pair | None = None
     ) -> tuple[_Float, tuple[_Float, _Float]]: ...

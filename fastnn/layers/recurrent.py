@@ -2,7 +2,8 @@
 (``torch.nn.RNNCell``), over fastnn's RNN kernels."""
 import numpy as np
 
-from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, check_dropout
+from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
+                                      run_by_length)
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 
 __all__ = ["RNN", "RNNCell"]
@@ -40,13 +41,17 @@ class RNN(_StackedRecurrent):
     bidirectional : bool, default False
         Whether each layer also runs right to left (D = 2; else D = 1).
     dropout : float, default 0.0
-        Keyword only (PyTorch also takes it positionally, before ``bidirectional``). Accepted
-        for PyTorch parity, but dropout between layers is not offered yet: any value other
-        than 0 raises ValueError.
+        Keyword only (PyTorch also takes it positionally, before ``bidirectional``).
+        Probability of zeroing each element of every layer's output but the last (inverted
+        dropout, as ``torch.nn.RNN``: kept elements are scaled by 1/(1-dropout); 1 zeroes
+        them), in training mode only (see :meth:`train`), with masks drawn from ``rng``; never
+        on the final states. A real number in [0, 1]; with ``num_layers=1`` a value above 0
+        warns (UserWarning, PyTorch's) and does nothing.
     dtype : {np.float32, np.float64}, default np.float32
         Dtype of the parameters and of the computation.
     rng : numpy.random.Generator or int or None, default None
-        Source of the initial weights (an int is a seed; None draws fresh entropy).
+        Source of the initial weights and of the dropout masks (an int is a seed; None draws
+        fresh entropy); kept as the attribute ``rng``.
 
     Attributes
     ----------
@@ -57,13 +62,26 @@ class RNN(_StackedRecurrent):
         from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does.
     grads : dict of str to ndarray
         Same keys and shapes; overwritten by each :meth:`backward`.
+    dropout : float
+        The constructor's ``dropout``.
+    training : bool
+        True (training mode, dropout applies) after construction and :meth:`train`, False after
+        :meth:`eval`.
+    rng : numpy.random.Generator
+        The generator that drew the initial weights; each training forward with dropout draws
+        its masks from it (assign a new Generator to reseed).
+    dropout_masks : list of ndarray
+        Read only: the masks the most recent forward applied, one per layer but the last, each
+        of that layer's output's shape in the caller's layout, values 0 or 1/(1-dropout) (the
+        backward applies the same). Empty after a forward in evaluation mode or without dropout.
 
     Raises
     ------
     TypeError
         If an argument has the wrong type, or ``dtype`` is not float32/float64.
     ValueError
-        If a size is out of range, ``nonlinearity`` is unknown, or ``dropout`` is not 0.
+        If a size is out of range, ``nonlinearity`` is unknown, or ``dropout`` is not a number in
+        [0, 1].
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
@@ -71,10 +89,10 @@ class RNN(_StackedRecurrent):
                  rng=None):
         self._init_layers(input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype)
         self.nonlinearity = _check_nonlinearity(nonlinearity)
-        check_dropout(dropout)
+        self.dropout = check_dropout(dropout, self.num_layers)
         self._init_params_from(rng)
 
-    def forward(self, x, h0=None):
+    def forward(self, x, h0=None, *, lengths=None):
         """Run the RNN over a sequence.
 
         Parameters
@@ -84,6 +102,14 @@ class RNN(_StackedRecurrent):
         h0 : array_like, shape (num_layers*D, N, H), or (num_layers*D, H) unbatched, optional
             Initial hidden state of each layer and direction, ordered [l0, l0_reverse, l1, ...].
             Zeros if omitted.
+        lengths : list of int or integer ndarray, shape (N,), optional, keyword only
+            Each sequence's length, 1 <= lengths[b] <= T, in any order, ties allowed: sequence b
+            is x's steps 0 .. lengths[b]-1, the rest padding. As PyTorch's
+            ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> module ->
+            ``pad_packed_sequence(..., total_length=T)``: output is zero past each sequence's
+            end, the final states are the states at its last real step, the reverse direction
+            starts at that step, and padding reaches no gradient (:meth:`backward` remembers
+            ``lengths``; grad_x is zero there). Not for unbatched input.
 
         Returns
         -------
@@ -97,18 +123,24 @@ class RNN(_StackedRecurrent):
 
         Raises
         ------
+        TypeError
+            If ``lengths`` is not None, a list of ints or an integer array.
         ValueError
-            If a shape is wrong, or T = 0.
+            If a shape is wrong, T = 0, or ``lengths`` is wrong (a value outside 1..T, not
+            N of them, or given with unbatched input).
 
         Notes
         -----
         The layer keeps references to its inputs and the hidden states for :meth:`backward`.
         """
-        output, (h_n,) = self._forward(x, (h0,))
+        output, (h_n,) = self._forward(x, (h0,), lengths)
         return output, h_n
 
     def backward(self, grad_output, grad_h_n=None):
         """Back-propagate through the most recent :meth:`forward`.
+
+        It goes back through that forward's dropout masks and ``lengths``: with lengths, the
+        gradients at steps past a sequence's end are ignored and grad_x is zero there.
 
         Parameters
         ----------
@@ -139,19 +171,22 @@ class RNN(_StackedRecurrent):
         grad_x, (grad_h0,) = self._backward(grad_output, (grad_h_n,))
         return grad_x, grad_h0
 
-    def _run_direction(self, layer, suffix, inp, states):
+    def _run_direction(self, layer, suffix, inp, states, lengths):
+        if lengths is not None:
+            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         (h0,) = states
         if h0 is None:
             h0 = np.zeros((inp.shape[1], self.hidden_size), dtype=self.dtype)
         hs = rnn_forward(inp, h0, *self._layer_params(layer, suffix), nonlinearity=self.nonlinearity)
         return hs, (hs[-1],), (inp, h0, hs)
 
-    def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals):
+    def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals, lengths):
+        if lengths is not None:
+            return back_by_length(self._back_direction, layer, suffix, saved, grad_hs, grad_finals, lengths)
         inp, h0, hs = saved
         w_ih, w_hh, _, _ = self._layer_params(layer, suffix)
         gx, gh0, gw_ih, gw_hh, gb = rnn_backward(grad_hs, inp, h0, hs, w_ih, w_hh, nonlinearity=self.nonlinearity)
-        self._store_grads(layer, suffix, gw_ih, gw_hh, gb, gb)
-        return gx, (gh0,)
+        return gx, (gh0,), (gw_ih, gw_hh, gb, gb)
 
     def _repr_extra(self):
         return f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else ""
