@@ -207,13 +207,16 @@ class _StackedRecurrent(_Layer):
         """The dropout masks the most recent forward applied, one per layer but the last.
 
         Each has that layer's output's shape in the caller's layout ((T, N, D*H), or (N, T, D*H)
-        if batch_first), and values 0 (dropped) or 1/(1-dropout) (kept, scaled); the backward
-        applies the same masks. An empty list if that forward ran in evaluation mode, or with
-        dropout 0 or one layer, or before any forward. Read-only views: do not write to them.
+        if batch_first, or (T, D*H) unbatched), and values 0 (dropped) or 1/(1-dropout) (kept,
+        scaled); the backward applies the same masks. An empty list if that forward ran in
+        evaluation mode, or with dropout 0 or one layer, or before any forward. Views of what
+        the backward uses: do not write to them.
         """
         if self._cache is None:
             return []
-        masks = self._cache[1]
+        masks, unbatched = self._cache[1], self._cache[3]
+        if unbatched:
+            return [m[:, 0, :] for m in masks]
         if self.batch_first:
             return [m.transpose(1, 0, 2) for m in masks]
         return list(masks)
