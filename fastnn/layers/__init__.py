@@ -20,6 +20,12 @@ train::
 
 The arrays in ``params`` and ``grads`` are never replaced, only written into, so an optimizer may
 keep references to them.
+
+Every layer is in training mode after construction (``training``); ``eval()`` and ``train()``
+switch, as in PyTorch. Only the recurrent layers' ``dropout`` between layers depends on it. A
+layer keeps the generator that drew its initial weights as ``rng``; the dropout masks come from
+it. :class:`RNN`, :class:`LSTM` and :class:`GRU` take ``lengths=`` for padded batches of
+sequences of different lengths (PyTorch's packed-sequence results).
 """
 from fastnn.layers.conv import Conv2d
 from fastnn.layers.conv_1d import Conv1d
