@@ -281,6 +281,8 @@ def test_lengths_with_unbatched_input_is_an_error(family):
     with pytest.raises(ValueError, match="lengths"):
         run(layer, family, np.zeros((4, 2)), lengths=[4])
     run(layer, family, np.zeros((4, 2)))  # without lengths it runs
+    out, _ = run(layer, family, np.zeros((4, 0, 2)), lengths=[])  # an empty batch: no lengths
+    assert out.shape == (4, 0, 3)
     with pytest.raises(TypeError):
         layer(np.zeros((4, 1, 2)), None, [4])  # lengths is keyword only
 

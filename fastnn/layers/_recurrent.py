@@ -65,7 +65,9 @@ def check_lengths(lengths, unbatched, steps, batch):
                         f"{type(lengths).__name__}")
     if values.shape != (batch,):
         raise ValueError(f"lengths has {values.size} entries, expected one per sequence (N={batch})")
-    if batch and (values.min() < 1 or values.max() > steps):
+    if batch == 0:
+        return None  # no sequences: nothing to pad
+    if values.min() < 1 or values.max() > steps:
         raise ValueError(f"lengths must be in 1..T={steps}, got {values.tolist()}")
     return values
 
