@@ -338,6 +338,10 @@ def test_dropout_with_one_layer_warns_as_torch(family):
     assert layer.dropout_masks == []
     out_eval, _ = run(layer.eval(), family, x)
     np.testing.assert_array_equal(out_train, out_eval)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_torch_warns_the_same_words(family):
     torch = pytest.importorskip("torch")
     with pytest.warns(UserWarning) as theirs:
         getattr(torch.nn, family.upper())(3, 4, 1, dropout=0.5)
