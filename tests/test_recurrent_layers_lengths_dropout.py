@@ -534,7 +534,8 @@ FD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", FD_CASES, ids=lambda c: f"{c[0]}-L{c[1]}-bi{c[2]:d}-bf{c[3]:d}-len{c[4] is not None:d}")
+@pytest.mark.parametrize("case", FD_CASES,
+                         ids=lambda c: f"{c[0]}-L{c[1]}-bi{c[2]:d}-bf{c[3]:d}-len{c[4] is not None:d}")
 def test_training_backward_finite_differences(case):
     """In training mode, the backward (grad_x, the initial states' and two parameters'
     gradients) agrees with float64 central differences of the same loss under the same masks:
