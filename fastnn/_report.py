@@ -330,7 +330,9 @@ def write_plot(path, report):
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.8, hi * 1.8)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+        # 1x, 3x, 10x ... while they fit; over a wide range (a busy machine) the 3s would overlap
+        decades = math.log10(hi / lo) + 0.5
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0) if decades <= 4 else (1.0,)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         peak = meta["peak"]["gflops"].get(str(threads), {}).get("float32")
@@ -342,12 +344,15 @@ def write_plot(path, report):
     axes[0][0].set_yticks(y, labels, fontsize=7)
     axes[0][0].set_ylim(len(labels) - 0.5, -0.5)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper right", fontsize=8, ncol=2, frameon=False)
-    fig.suptitle(f"fastnn {meta['fastnn']}, {meta['mode']} cases, on {meta['cpu']} ({meta['cores']} cores, "
-                 f"path {meta['cpu_path']}); NumPy {meta['numpy']}, Python {meta['python']}",
-                 fontsize=9, x=0.01, ha="left")
-    fig.text(0.01, 0.004, f"{meta['command']}   ({meta['date']})", fontsize=6.5, family="monospace")
-    fig.tight_layout(rect=(0, 0.012, 1, 0.975))
+    # a row of its own above the footer, where a long (wrapped) title cannot run into it
+    inch = 1.0 / fig.get_figheight()
+    fig.legend(handles, names, loc="lower right", bbox_to_anchor=(1, 0.2 * inch), fontsize=8, ncol=2, frameon=False)
+    title = (f"fastnn {meta['fastnn']}, {meta['mode']} cases, on {meta['cpu']} ({meta['cores']} cores, "
+             f"path {meta['cpu_path']}); NumPy {meta['numpy']}, Python {meta['python']}")
+    # about 15 characters of 9-point text per inch of figure width
+    fig.suptitle(textwrap.fill(title, int(15 * fig.get_figwidth())), fontsize=9, x=0.01, ha="left")
+    fig.text(0.01, 0.06 * inch, f"{meta['command']}   ({meta['date']})", fontsize=6.5, family="monospace")
+    fig.tight_layout(rect=(0, 0.5 * inch, 1, 1 - 0.4 * inch))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
