@@ -21,6 +21,32 @@ def int_pair(value):
     return int(a), int(b)
 
 
+def sequence_lengths(lengths, steps, batch):
+    """The recurrent oracles' ``lengths``: None, or N ints in 1..T as an int ndarray.
+
+    TypeError unless a list, tuple or ndarray of ints (bools and floats refused); ValueError
+    for a wrong count or a value outside 1..T."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, (list, tuple, np.ndarray)):
+        raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got {type(lengths).__name__}")
+    if not isinstance(lengths, np.ndarray) and any(isinstance(v, (bool, np.bool_)) for v in lengths):
+        raise TypeError("lengths must hold ints, not bools")
+    arr = np.asarray(lengths) if len(lengths) else np.zeros(0, np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold ints, got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths must hold {batch} lengths, got shape {arr.shape}")
+    if arr.size and (arr.min() < 1 or arr.max() > steps):
+        raise ValueError(f"lengths must lie in 1..{steps}")
+    return arr.astype(np.int64)
+
+
+def live(lengths, t):
+    """The sequences still running at step t: indices b with t < lengths[b]."""
+    return np.flatnonzero(lengths > t)
+
+
 def store_result(result, out):
     """Write ``result`` into ``out`` (when given) and return what the caller gets."""
     if out is None:
