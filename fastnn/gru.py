@@ -52,7 +52,7 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
     gates, ghn = (None, None) if saved is None else saved
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
-        packed = pk.padded_buffer(hidden, dtype)
+        packed = pk.empty(hidden, dtype)
         _kernels.gru_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
             bias, b_hn, packed, head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden),
@@ -88,7 +88,7 @@ def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=N
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
         hs_packed = pk.gather(hs, dtype)
-        grad_x_packed = pk.padded_buffer(features, dtype)
+        grad_x_packed = pk.empty(features, dtype)
         _kernels.gru_backward(
             pk.gather(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs_packed,
             head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden), v.contiguous(w_ih, dtype),

@@ -52,7 +52,7 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
         return hs, cs
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
-        hp, cp = pk.padded_buffer(hidden, dtype), pk.padded_buffer(hidden, dtype)
+        hp, cp = pk.empty(hidden, dtype), pk.empty(hidden, dtype)
         _kernels.lstm_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), v.contiguous(w_ih, dtype),
             v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hp, cp,
@@ -97,7 +97,7 @@ def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
         hs_packed = pk.gather(hs, dtype)
-        grad_x_packed = pk.padded_buffer(features, dtype)
+        grad_x_packed = pk.empty(features, dtype)
         _kernels.lstm_backward(
             pk.gather(grad_hs, dtype), pk.sorted_states(grad_c_n, dtype), pk.gather(x, dtype),
             pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), hs_packed, pk.gather(cs, dtype),

@@ -58,7 +58,7 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih.astype(dtype) + b_hh.astype(dtype))
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
-        packed = pk.padded_buffer(hidden, dtype)
+        packed = pk.empty(hidden, dtype)
         _kernels.rnn_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
             None if bias is None else v.contiguous(bias, dtype), packed, relu,
@@ -105,7 +105,7 @@ def _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, pk):
     hidden = w_ih.shape[0]
     hs_packed = pk.gather(hs, dtype)
     dz = np.empty((pk.total, hidden), dtype)
-    grad_x = pk.padded_buffer(features, dtype)
+    grad_x = pk.empty(features, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
     grad_w_ih = np.empty(w_ih.shape, dtype)
     grad_w_hh = np.empty(w_hh.shape, dtype)

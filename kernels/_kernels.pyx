@@ -48,6 +48,7 @@ include "_conv_transpose.pxi"
 
 # Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"
+include "_lengths.pxi"
 include "_rnn_fastpath.pxi"
 
 # LSTM and GRU: the step machinery they share, sequence and BPTT drivers, the fast paths.

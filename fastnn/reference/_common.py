@@ -1,4 +1,6 @@
 """What every reference family shares: the dtype rule, IEEE quietness, int pairs and out=."""
+import numbers
+
 import numpy as np
 
 
@@ -24,22 +26,27 @@ def int_pair(value):
 def sequence_lengths(lengths, steps, batch):
     """The recurrent oracles' ``lengths``: None, or N ints in 1..T as an int ndarray.
 
-    TypeError unless a list, tuple or ndarray of ints (bools and floats refused); ValueError
-    for a wrong count or a value outside 1..T."""
+    TypeError unless a list or tuple of ints or an integer ndarray (bools and floats refused);
+    ValueError for a wrong count or a value outside 1..T."""
     if lengths is None:
         return None
-    if not isinstance(lengths, (list, tuple, np.ndarray)):
+    if isinstance(lengths, np.ndarray):
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must hold ints, got dtype {lengths.dtype}")
+        if lengths.ndim != 1:
+            raise ValueError(f"lengths must be 1-D, got shape {lengths.shape}")
+        values = lengths.tolist()
+    elif isinstance(lengths, (list, tuple)):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in lengths):
+            raise TypeError("lengths must hold ints")
+        values = [int(v) for v in lengths]
+    else:
         raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got {type(lengths).__name__}")
-    if not isinstance(lengths, np.ndarray) and any(isinstance(v, (bool, np.bool_)) for v in lengths):
-        raise TypeError("lengths must hold ints, not bools")
-    arr = np.asarray(lengths) if len(lengths) else np.zeros(0, np.int64)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"lengths must hold ints, got dtype {arr.dtype}")
-    if arr.shape != (batch,):
-        raise ValueError(f"lengths must hold {batch} lengths, got shape {arr.shape}")
-    if arr.size and (arr.min() < 1 or arr.max() > steps):
+    if len(values) != batch:
+        raise ValueError(f"lengths must hold {batch} lengths, got {len(values)}")
+    if not all(1 <= v <= steps for v in values):
         raise ValueError(f"lengths must lie in 1..{steps}")
-    return arr.astype(np.int64)
+    return np.array(values, dtype=np.int64)
 
 
 def live(lengths, t):

@@ -1,0 +1,97 @@
+# Variable-length batches (the recurrent kernels' lengths=): the packed layout's plan and the
+# row moves between it and the padded (T, N, K) arrays (see fastnn/_lengths.py). Plain loops of
+# memcpy: they run in the time of reading and writing each row once.
+
+def lengths_plan(cnp.ndarray lengths, fnn_int steps):
+    """(order, offs) of the packed layout of sequences with these lengths (intp, each in
+    1..steps, checked by the caller): order (N,) longest first, ties in batch order (a stable
+    counting sort); offs (T + 1,), step t's rows offs[t] .. offs[t + 1] - 1."""
+    cdef fnn_int n = lengths.shape[0], b, t
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.ndarray order, offs
+    cdef fnn_int *start
+    cdef fnn_int *o
+    cdef fnn_int *off
+    dims[0] = n
+    order = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    dims[0] = steps + 1
+    offs = cnp.PyArray_ZEROS(1, dims, cnp.NPY_INTP, 0)
+    o, off = <fnn_int *>order.data, <fnn_int *>offs.data
+    start = <fnn_int *>malloc((steps + 2) * sizeof(fnn_int))
+    if start == NULL:
+        raise MemoryError()
+    memset(start, 0, (steps + 2) * sizeof(fnn_int))
+    for b in range(n):                 # start[L]: how many sequences are longer than L
+        start[length[b] - 1] += 1
+    for t in range(steps - 1, -1, -1):
+        start[t] += start[t + 1]       # now start[t] = #(lengths > t) = rows of step t
+    for t in range(steps):
+        off[t + 1] = off[t] + start[t]
+    for t in range(steps):             # the first slot of each length: #(lengths > L)
+        start[t] = start[t + 1]
+    start[steps] = 0
+    for b in range(n):
+        o[start[length[b] - 1]] = b
+        start[length[b] - 1] += 1
+    free(start)
+    return order, offs
+
+
+cdef inline void _check_rows(cnp.ndarray a, fnn_int rows, fnn_int width) except *:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or a.size < rows * width or a.shape[a.ndim - 1] != width:
+        raise ValueError("packed rows: wrong buffer")
+
+
+def pack_rows(cnp.ndarray padded, cnp.ndarray order, cnp.ndarray offs, cnp.ndarray packed):
+    """packed[offs[t] + j] = padded[t, order[j]] for every live row; padded (T, N, K) and
+    packed (>= offs[T], K) C-contiguous, one dtype."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = order.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *o = <const fnn_int *>order.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = padded.data
+    cdef char *dst = packed.data
+    cdef fnn_int t, j
+    _check_rows(padded, steps * n, width)
+    _check_rows(packed, off[steps], width)
+    with nogil:
+        for t in range(steps):
+            for j in range(off[t + 1] - off[t]):
+                memcpy(dst + (off[t] + j) * row, src + (t * n + o[j]) * row, row)
+
+
+def unpack_rows(cnp.ndarray packed, cnp.ndarray order, cnp.ndarray offs, cnp.ndarray padded):
+    """padded[t, order[j]] = packed[offs[t] + j] for every live row, zeros everywhere else."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = order.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *o = <const fnn_int *>order.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = packed.data
+    cdef char *dst = padded.data
+    cdef fnn_int t, j, live
+    _check_rows(padded, steps * n, width)
+    _check_rows(packed, off[steps], width)
+    with nogil:
+        for t in range(steps):
+            live = off[t + 1] - off[t]
+            for j in range(live):
+                memcpy(dst + (t * n + o[j]) * row, src + (off[t] + j) * row, row)
+            for j in range(live, n):
+                memset(dst + (t * n + o[j]) * row, 0, row)
+
+
+def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):
+    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, i.e.
+    the first n_t rows of step t-1 for each step t >= 1, one block per step."""
+    cdef fnn_int steps = offs.shape[0] - 1, width = packed.shape[packed.ndim - 1]
+    cdef size_t row = width * packed.itemsize
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = packed.data
+    cdef char *dst = out.data
+    cdef fnn_int t
+    _check_rows(packed, off[steps], width)
+    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
+    with nogil:
+        for t in range(1, steps):
+            memcpy(dst + (off[t] - off[1]) * row, src + off[t - 1] * row, (off[t + 1] - off[t]) * row)
