@@ -493,3 +493,30 @@ def test_saved_gates_with_lengths(compiled_only, family):
     recomputed = backward(fastnn, family, p, states, lengths)
     for name, got, want in zip(GRAD_NAMES[family], kept, recomputed):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6, err_msg=name)
+
+
+# ---- the registered variable-length cases ------------------------------------------------------------
+
+def length_cases():
+    from fastnn import _cases
+    return _cases.select(patterns=["*_len"])
+
+
+def test_length_cases_are_registered():
+    keys = {c.key for c in length_cases()}
+    assert keys == {f"{family}/{name}/{direction}" for family in FAMILIES for name in ("small_len", "large_len")
+                    for direction in ("fwd", "fwdbwd")}
+    for case in length_cases():
+        lengths = np.array(case.params["lengths"])
+        assert {"bench", "suite"} <= case.tags
+        assert lengths.min() == case.params["t"] // 2 and lengths.max() == case.params["t"]
+        assert abs(lengths.mean() / case.params["t"] - 0.75) < 0.01
+        assert not np.all(np.diff(lengths) <= 0), "the batch should not come sorted"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in length_cases() if c.name == "small_len"], ids=lambda c: c.key)
+def test_small_length_cases_agree_with_their_truth(compiled_only, case, dtype):
+    worst = case.instance(dtype).check()
+    assert {"fastnn", "numpy"} <= set(worst)
+    assert all(w <= 1.0 for w in worst.values()), worst
