@@ -20,19 +20,20 @@ class Packing:
     from _validation.sequence_lengths) within T steps; the compiled path only.
 
     order : (N,) the sequences, longest first; sorted position j is sequence order[j]
+    rank : (N,) its inverse, sequence b's sorted position
     offs : (T + 1,) intp, step t's rows offs[t] .. offs[t + 1] - 1
     total : offs[T] = sum(lengths), the packed rows
     """
 
     def __init__(self, lengths, steps):
         self.steps, self.batch = steps, len(lengths)
-        self.order, self.offs = _runtime._kernels.lengths_plan(lengths, steps)
+        self.order, self.rank, self.offs = _runtime._kernels.lengths_plan(lengths, steps)
         self.total = int(self.offs[-1])
 
     def gather(self, a, dtype):
         """(T, N, K) -> its live rows (total, K), C-contiguous, of dtype."""
         packed = np.empty((self.total, a.shape[-1]), dtype)
-        _runtime._kernels.pack_rows(v.contiguous(a, dtype), self.order, self.offs, packed)
+        _runtime._kernels.pack_rows(v.contiguous(a, dtype), self.rank, self.offs, packed)
         return packed
 
     def empty(self, width, dtype):
@@ -41,7 +42,7 @@ class Packing:
 
     def scatter(self, packed, out):
         """Packed rows into out (T, N, K), C-contiguous, with zeros past each sequence's end."""
-        _runtime._kernels.unpack_rows(packed, self.order, self.offs, out)
+        _runtime._kernels.unpack_rows(packed, self.rank, self.offs, out)
         return out
 
     def previous(self, packed):

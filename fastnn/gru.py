@@ -56,9 +56,9 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
         _kernels.gru_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
             bias, b_hn, packed, head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden),
-            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs,
+            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs,
         )
-        return pk.scatter(packed, hs)
+        return hs
     _kernels.gru_forward(
         v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
         bias, b_hn, hs, gates, ghn, _runtime.threads_for(forward_flops(steps, batch, features, hidden, GATES)),

@@ -57,9 +57,9 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), v.contiguous(w_ih, dtype),
             v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hp, cp,
             head(gates, pk.total * GATES * hidden),
-            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs,
+            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs, cs,
         )
-        return pk.scatter(hp, hs), pk.scatter(cp, cs)
+        return hs, cs
     _kernels.lstm_forward(
         v.contiguous(x, dtype), maybe(h0, dtype), maybe(c0, dtype), v.contiguous(w_ih, dtype),
         v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hs, cs, gates,

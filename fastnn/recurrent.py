@@ -62,9 +62,9 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
         _kernels.rnn_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
             None if bias is None else v.contiguous(bias, dtype), packed, relu,
-            _runtime.threads_for(2 * pk.total * hidden * (features + hidden)), pk.offs,
+            _runtime.threads_for(2 * pk.total * hidden * (features + hidden)), pk.offs, pk.rank, hs,
         )
-        return pk.scatter(packed, hs)
+        return hs
     flops = 2 * steps * batch * hidden * (features + hidden)
     _kernels.rnn_forward(
         v.contiguous(x, dtype), None if h0 is None else v.contiguous(h0, dtype),

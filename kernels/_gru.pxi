@@ -10,6 +10,8 @@ cdef struct GruCall:
     fnn_int rows             # rows in all: T N, or offs[T]
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
+    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
+    void *hs_out             # b at sorted position rank[b]; hs_out (T, N, H) or NULL
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *w_ih         # (3H, I)
@@ -55,6 +57,8 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
     else:
         fnn_gru_cell_f64(m, hid, j0, j1, gates + 3 * first, gh_in, <const double *>a.b_hn, h_prev,
                          ghn + first if ghn != NULL else NULL, hs + first)
+    if a.hs_out != NULL:
+        unpack_step(hs + first, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -294,19 +298,23 @@ cdef void gru_call_layout(GruCall *a, cnp.ndarray x, cnp.ndarray hs, object offs
     a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
     a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
     a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
+    a.rank, a.hs_out = NULL, NULL
 
 
 def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs, gates, ghn,
-                int num_threads, offs=None):
+                int num_threads, offs=None, rank=None, hs_out=None):
     """hs (T, N, H) = every hidden state. bias (3H,): b_ih + b_hh in the r and z parts, b_in in
     the n part (or None); b_hn (H,) or None. gates (T, N, 3H) and ghn (T, N, H), both or
     neither, receive what the backward needs (else scratch is used). All C-contiguous, one
     dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
     sequence_layout): x, hs, gates and ghn then hold the live rows only, h0 (N, H) in the same
-    (longest first) order."""
+    (longest first) order; hs_out (T, N, H), if given, receives hs unpacked into the batch's
+    order (sequence b at sorted position rank[b]), zeros past each sequence's end."""
     cdef GruCall a
     cdef int rc
     gru_call_layout(&a, x, hs, offs, None)
+    if rank is not None:
+        a.rank, a.hs_out = <const fnn_int *>(<cnp.ndarray>rank).data, <void *>data_or_null(hs_out)
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)

@@ -10,6 +10,9 @@ cdef struct LstmCall:
     fnn_int rows             # rows in all: T N, or offs[T]
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
+    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
+    void *hs_out             # b at sorted position rank[b]; hs_out, cs_out (T, N, H) or NULL
+    void *cs_out
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *c0           # (N, H), or NULL: zeros
@@ -56,6 +59,10 @@ cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *ga
         fnn_lstm_cell_f32(m, hid, j0, j1, g, c_prev, cs + first, hs + first)
     else:
         fnn_lstm_cell_f64(m, hid, j0, j1, g, c_prev, cs + first, hs + first)
+    if a.hs_out != NULL:
+        unpack_step(hs + first, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+    if a.cs_out != NULL:
+        unpack_step(cs + first, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -285,20 +292,26 @@ cdef inline const void *data_or_null(object a):
 
 cdef void call_layout(LstmCall *a, cnp.ndarray x, cnp.ndarray hs, object offs, object hprev):
     a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
+    a.rank, a.hs_out, a.cs_out = NULL, NULL, NULL
     a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
     a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
 
 
 def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs, cnp.ndarray cs,
-                 gates, int num_threads, offs=None):
+                 gates, int num_threads, offs=None, rank=None, hs_out=None, cs_out=None):
     """hs, cs (T, N, H) = every hidden and cell state; bias is b_ih + b_hh (or None); gates, if
     not None, (T, N, 4H) receives the activated gates (else scratch is used). All C-contiguous,
     one dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
     sequence_layout): x, hs, cs and gates then hold the live rows only (R rows, at least
-    offs[T]), h0 and c0 (N, H) in the same (longest first) order."""
+    offs[T]), h0 and c0 (N, H) in the same (longest first) order; hs_out and cs_out (T, N, H),
+    if given, receive hs and cs unpacked into the batch's order (sequence b at sorted position
+    rank[b]), zeros past each sequence's end."""
     cdef LstmCall a
     cdef int rc
     call_layout(&a, x, hs, offs, None)
+    if rank is not None:
+        a.rank = <const fnn_int *>(<cnp.ndarray>rank).data
+        a.hs_out, a.cs_out = <void *>data_or_null(hs_out), <void *>data_or_null(cs_out)
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads

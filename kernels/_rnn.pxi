@@ -97,7 +97,7 @@ cdef void product_with_packed_b(const Tiling *t, fnn_int m, fnn_int n, fnn_int k
 
 cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, fnn_int cur,
                       const floating *h0, const floating *bpacked, floating *out, int act,
-                      bint forward, fnn_int c0, fnn_int c1) noexcept nogil:
+                      bint forward, fnn_int c0, fnn_int c1, const fnn_int *rank, floating *padded) noexcept nogil:
     """Columns [c0, c1) of one step of the recurrence (see `recurrence`). Returns -1 when
     scratch memory could not be had."""
     cdef fnn_int prev = cur - 1 if forward else cur + 1
@@ -121,20 +121,22 @@ cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, const fnn_int *
                               c0, c1, apack)
     if forward:
         activate(out + step_start(offs, n, cur) * hid, rows, hid, c0, c1, act)
+        if padded != NULL:
+            unpack_step(out + step_start(offs, n, cur) * hid, rows, n, rank, padded + cur * n * hid, hid, c0, c1)
     return 0
 
 
 cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, const floating *h0,
-                    const floating *b_src,
-                    fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
-                    bint forward, int nthreads) noexcept nogil:
+                    const floating *b_src, fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
+                    bint forward, int nthreads, const fnn_int *rank, floating *padded) noexcept nogil:
     """The serial chain over time shared by the forward pass and BPTT.
 
     forward: out[t] (pre-filled with the input projection) += out[t-1] @ B (h0 for t = 0,
     skipped when NULL), then act. backward: out[t] = grad_hs[t] + out[t+1] @ B, then times
     act'(hs[t]), with the hidden states hs passed as h0. B (hid x hid) is read through strides
     b_rs, b_cs and packed once for every step. offs: NULL (n rows a step), or the packed
-    layout of variable lengths (see step_start): each step then runs over its live rows only."""
+    layout of variable lengths (see step_start): each step then runs over its live rows only,
+    and padded (forward, not NULL) receives each step's states unpacked (see unpack_step)."""
     cdef Tiling t = active_tiling(out)
     cdef fnn_int step, cur, width, first, rows
     cdef floating *bpacked
@@ -157,14 +159,15 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
         if not forward:
             memcpy(out + first, grad_hs + first, rows * hid * sizeof(floating))
         if team <= 1:
-            if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward, 0, hid) != 0:
+            if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward, 0, hid, rank,
+                            padded) != 0:
                 return -1
         else:
             with parallel(num_threads=team):
                 _note_team()
                 if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward,
                                 min(hid, omp_get_thread_num() * width),
-                                min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                                min(hid, (omp_get_thread_num() + 1) * width), rank, padded) != 0:
                     failed_p[0] = 1
             if failed:
                 return -1
@@ -208,15 +211,19 @@ cdef fnn_int sequence_layout(cnp.ndarray states, object offs, fnn_int *steps, fn
 
 
 def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
-                bint relu, int num_threads, offs=None):
+                bint relu, int num_threads, offs=None, rank=None, padded=None):
     """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous.
     offs: None, or the packed layout of variable lengths (see sequence_layout): x (R, I) and
-    hs (R, H) then hold the live rows only, h0 (N, H) in the same (longest first) order."""
+    hs (R, H) then hold the live rows only, h0 (N, H) in the same (longest first) order, and
+    padded (T, N, H), if given, receives hs unpacked into the batch's order (sequence b at
+    sorted position rank[b]), zeros past each sequence's end."""
     cdef fnn_int steps, n
     cdef const fnn_int *offp
     cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
     cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a, ba = bias
+    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
+    cdef void *paddedp = NULL if padded is None else <void *>(<cnp.ndarray>padded).data
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int flags = FNN_BIAS_COL if bias is not None else 0
     cdef int rc = 0
@@ -230,7 +237,8 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
                                num_threads)
             if rc == 0:
                 rc = recurrence(steps, n, offp, hid, <float *>h0a.data if h0 is not None else NULL,
-                                <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads)
+                                <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads,
+                                rankp, <float *>paddedp)
     else:
         with nogil:
             rc = gemm_parallel(rows, hid, inp, <double *>x.data, inp, 1, <double *>w_ih.data, 1, inp,
@@ -238,7 +246,8 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
                                num_threads)
             if rc == 0:
                 rc = recurrence(steps, n, offp, hid, <double *>h0a.data if h0 is not None else NULL,
-                                <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads)
+                                <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads,
+                                rankp, <double *>paddedp)
     if rc != 0:
         raise MemoryError("fastnn.rnn_forward: could not allocate packing buffers")
     return hs
@@ -266,11 +275,11 @@ def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.nda
     if is_f32:
         with nogil:
             rc = recurrence(steps, n, offp, hid, <float *>hs.data, <float *>w_hh.data, hid, 1, <float *>dz.data,
-                            <float *>grad_hs.data, act, False, num_threads)
+                            <float *>grad_hs.data, act, False, num_threads, NULL, <float *>NULL)
     else:
         with nogil:
             rc = recurrence(steps, n, offp, hid, <double *>hs.data, <double *>w_hh.data, hid, 1, <double *>dz.data,
-                            <double *>grad_hs.data, act, False, num_threads)
+                            <double *>grad_hs.data, act, False, num_threads, NULL, <double *>NULL)
     if rc == 0 and h0 is None and steps > 0 and not array_all_finite(dz, 0, n * hid):
         h0 = zeros_like_state(hs, n)
     h0a = h0
