@@ -103,16 +103,16 @@ def _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, pk):
     """_backward_checked with variable lengths: the live rows only, packed (pk, a Packing)."""
     batch, features = x.shape[1], x.shape[2]
     hidden = w_ih.shape[0]
-    hs_packed = pk.gather(hs, dtype)
+    hs = v.contiguous(hs, dtype)  # read in place, through pk.rank
     dz = np.empty((pk.total, hidden), dtype)
     grad_x = pk.empty(features, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
     grad_w_ih = np.empty(w_ih.shape, dtype)
     grad_w_hh = np.empty(w_hh.shape, dtype)
     _kernels.rnn_backward(
-        pk.gather(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs_packed,
+        v.contiguous(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs,
         v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), relu, dz, grad_x, grad_h0, grad_w_ih, grad_w_hh,
-        _runtime.threads_for(6 * pk.total * hidden * (features + hidden)), pk.offs, pk.previous(hs_packed),
+        _runtime.threads_for(6 * pk.total * hidden * (features + hidden)), pk.offs, pk.previous_padded(hs), pk.rank,
     )
     return (pk.scatter(grad_x, np.empty(x.shape, dtype)), pk.unsorted_states(grad_h0), grad_w_ih, grad_w_hh,
             dz.sum(axis=0, dtype=dtype))

@@ -19,6 +19,16 @@ cdef inline void unpack_step(const floating *src, fnn_int rows, fnn_int n, const
             memset(dst + b * width + j0, 0, count)
 
 
+cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank, floating *dst,
+                           fnn_int width) noexcept nogil:
+    """One padded step (n rows at src, in batch order) into its packed rows at dst: the live
+    ones (sorted position rank[b] < rows), read in order."""
+    cdef fnn_int b
+    for b in range(n):
+        if rank[b] < rows:
+            memcpy(dst + rank[b] * width, src + b * width, width * sizeof(floating))
+
+
 def lengths_plan(cnp.ndarray lengths, fnn_int steps):
     """(order, rank, offs) of the packed layout of sequences with these lengths (intp, each in
     1..steps, checked by the caller): order (N,) longest first, ties in batch order (a stable
@@ -104,6 +114,26 @@ def unpack_rows(cnp.ndarray packed, cnp.ndarray rank, cnp.ndarray offs, cnp.ndar
                     memcpy(dst + (t * n + b) * row, src + (off[t] + rk[b]) * row, row)
                 else:
                     memset(dst + (t * n + b) * row, 0, row)
+
+
+def previous_rows_padded(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray out):
+    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, read
+    from the padded states (T, N, K): row offs[t] - offs[1] + rank[b] is padded[t - 1, b]."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *rk = <const fnn_int *>rank.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = padded.data
+    cdef char *dst = out.data
+    cdef fnn_int t, b, live
+    _check_rows(padded, steps * n, width)
+    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
+    with nogil:
+        for t in range(1, steps):
+            live = off[t + 1] - off[t]
+            for b in range(n):
+                if rk[b] < live:
+                    memcpy(dst + (off[t] - off[1] + rk[b]) * row, src + ((t - 1) * n + b) * row, row)
 
 
 def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):

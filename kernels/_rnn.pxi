@@ -135,10 +135,12 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
     skipped when NULL), then act. backward: out[t] = grad_hs[t] + out[t+1] @ B, then times
     act'(hs[t]), with the hidden states hs passed as h0. B (hid x hid) is read through strides
     b_rs, b_cs and packed once for every step. offs: NULL (n rows a step), or the packed
-    layout of variable lengths (see step_start): each step then runs over its live rows only,
-    and padded (forward, not NULL) receives each step's states unpacked (see unpack_step)."""
+    layout of variable lengths (see step_start): each step then runs over its live rows only;
+    with rank (sequence b at sorted position rank[b]), padded (forward) receives each step's
+    states unpacked (see unpack_step), and the backward reads grad_hs and hs (h0) padded,
+    (T, N, H) in batch order, each step's live rows straight into place."""
     cdef Tiling t = active_tiling(out)
-    cdef fnn_int step, cur, width, first, rows
+    cdef fnn_int step, cur, width, first, rows, b
     cdef floating *bpacked
     cdef int team = nthreads
     cdef int failed = 0
@@ -156,8 +158,10 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
         cur = step if forward else steps - 1 - step
         first = step_start(offs, n, cur) * hid
         rows = step_rows(offs, n, cur)
-        if not forward:
+        if not forward and rank == NULL:
             memcpy(out + first, grad_hs + first, rows * hid * sizeof(floating))
+        elif not forward:
+            pack_step(grad_hs + cur * n * hid, rows, n, rank, out + first, hid)
         if team <= 1:
             if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward, 0, hid, rank,
                             padded) != 0:
@@ -171,8 +175,12 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
                     failed_p[0] = 1
             if failed:
                 return -1
-        if not forward:
+        if not forward and rank == NULL:
             activation_grad(out + first, h0 + first, rows * hid, act)
+        elif not forward:
+            for b in range(n):
+                if rank[b] < rows:
+                    activation_grad(out + first + rank[b] * hid, h0 + (cur * n + b) * hid, hid, act)
     return 0
 
 
@@ -255,19 +263,21 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
 
 def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
                  cnp.ndarray w_hh, bint relu, cnp.ndarray dz, cnp.ndarray grad_x, cnp.ndarray grad_h0,
-                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads, offs=None, hprev=None):
+                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads, offs=None, hprev=None, rank=None):
     """BPTT into preallocated C-contiguous outputs; dz (T, N, H) receives the gradient at
     every step's pre-activation (its sum over T and N is grad_b, taken by the caller).
     offs: None, or the packed layout of variable lengths (see sequence_layout) of grad_hs, x,
     hs, dz and grad_x, with h0 and grad_h0 (N, H) in its order; hprev (R - N, H) then holds
     each live row's previous state (offs[1].. : the rows of steps 1..), which for offs None
-    is hs itself."""
+    is hs itself. rank (with offs): grad_hs and hs are then padded (T, N, H), in batch order,
+    sequence b at sorted position rank[b], read in place (their live rows only)."""
     cdef fnn_int steps, n
     cdef const fnn_int *offp
     cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
     cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a
     cdef cnp.ndarray hp = hs if hprev is None else hprev
+    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int rc = 0
     cdef bint is_f32 = cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32
@@ -275,11 +285,11 @@ def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.nda
     if is_f32:
         with nogil:
             rc = recurrence(steps, n, offp, hid, <float *>hs.data, <float *>w_hh.data, hid, 1, <float *>dz.data,
-                            <float *>grad_hs.data, act, False, num_threads, NULL, <float *>NULL)
+                            <float *>grad_hs.data, act, False, num_threads, rankp, <float *>NULL)
     else:
         with nogil:
             rc = recurrence(steps, n, offp, hid, <double *>hs.data, <double *>w_hh.data, hid, 1, <double *>dz.data,
-                            <double *>grad_hs.data, act, False, num_threads, NULL, <double *>NULL)
+                            <double *>grad_hs.data, act, False, num_threads, rankp, <double *>NULL)
     if rc == 0 and h0 is None and steps > 0 and not array_all_finite(dz, 0, n * hid):
         h0 = zeros_like_state(hs, n)
     h0a = h0
