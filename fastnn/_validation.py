@@ -222,7 +222,7 @@ def sequence_lengths(lengths, steps, batch):
         return None
     if isinstance(lengths, np.ndarray):
         if lengths.dtype.kind not in "iu":
-            raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got an ndarray of dtype {lengths.dtype}")
+            raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got an ndarray of {lengths.dtype}")
         if lengths.ndim != 1:
             raise ValueError(f"lengths must be 1-D, one length per sequence, got shape {lengths.shape}")
         values = lengths

@@ -273,6 +273,28 @@ def test_padded_inputs_are_never_read(compiled_only, family):
     assert_bit_identical(tuple(backward(fastnn, family, q, states, lengths)), tuple(grads), f"{family} backward")
 
 
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_nonfinite_values_reach_what_the_reference_says(compiled_only, family, bad):
+    """An Inf or NaN in w_hh with h0 = None (0 * Inf is NaN, as in the oracle and PyTorch), or
+    in a live step of x, reaches the same outputs and gradients as in the reference."""
+    from kernel_helpers import assert_nonfinite_like
+    lengths = [3, 1, 4]
+    for where in ("w_hh", "x"):
+        p = make_problem(17, family, 4, 3, 5, 6, np.float64, h0=False, c0=False)
+        if where == "w_hh":
+            p["w_hh"][1, 2] = bad
+        else:
+            p["x"][1, 0, 3] = bad
+        got, want = forward(fastnn, family, p, lengths), forward(reference, family, p, lengths)
+        for name, g, w in zip(STATE_NAMES[family], got, want):
+            assert_nonfinite_like(g, w, f"{family} {name}, {where} {bad}")
+        grads_got = backward(fastnn, family, p, want, lengths)
+        grads_want = backward(reference, family, p, want, lengths)
+        for name, g, w in zip(GRAD_NAMES[family], grads_got, grads_want):
+            assert_nonfinite_like(g, w, f"{family} {name}, {where} {bad}")
+
+
 # ---- the reference against independent oracles ---------------------------------------------------
 
 def one_sequence(p, b, length):

@@ -138,7 +138,8 @@ def _build_lengths(case, dtype):
     def truth():
         hs = reference.rnn_forward(*f64, lengths=lengths)
         grads = reference.rnn_backward(np.ones((t, n, h)), f64[0], f64[1], hs, f64[2], f64[3], lengths=lengths)
-        return [normwise(label, g) for label, g in zip(("grad_x", "grad_h0", "grad_w_ih", "grad_w_hh", "grad_b"), grads)]
+        labels = ("grad_x", "grad_h0", "grad_w_ih", "grad_w_hh", "grad_b")
+        return [normwise(label, g) for label, g in zip(labels, grads)]
 
     return Instance(case, dtype, fastnn=lambda: fwdbwd(fastnn), numpy=lambda: fwdbwd(reference),
                     torch=lambda: torch_packed(True), truth=truth)
