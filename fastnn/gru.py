@@ -52,7 +52,7 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
     gates, ghn = (None, None) if saved is None else saved
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
-        packed = pk.empty(hidden, dtype)
+        packed = np.empty((2 * batch, hidden), dtype)  # a ring of two steps
         _kernels.gru_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
             bias, b_hn, packed, head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden),

@@ -52,7 +52,7 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
         return hs, cs
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
-        hp, cp = pk.empty(hidden, dtype), pk.empty(hidden, dtype)
+        hp, cp = np.empty((2 * batch, hidden), dtype), np.empty((2 * batch, hidden), dtype)  # rings of 2 steps
         _kernels.lstm_forward(
             pk.gather(x, dtype), pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), v.contiguous(w_ih, dtype),
             v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hp, cp,

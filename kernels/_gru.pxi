@@ -11,7 +11,8 @@ cdef struct GruCall:
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
     const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
-    void *hs_out             # b at sorted position rank[b]; hs_out (T, N, H) or NULL
+    void *hs_out             # b at sorted position rank[b]; hs_out (T, N, H) or NULL. With
+                             # hs_out, hs is a ring of two steps (2N rows), step t at (t % 2) N
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *w_ih         # (3H, I)
@@ -40,10 +41,15 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
     """Units [j0, j1) of step t: gh = h_{t-1} @ w_hh^T, then the cell update."""
     cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
+    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
+    cdef fnn_int before = 0
     cdef floating *hs = <floating *>a.hs
-    cdef const floating *h_prev = hs + step_start(a.offs, n, t - 1) * hid if t > 0 else h0
+    cdef const floating *h_prev = h0
     cdef const floating *gh_in = NULL
     cdef floating *apack
+    if t > 0:  # the ring's other half, or the previous step's packed rows
+        before = ((t - 1) & 1) * n * hid if a.hs_out != NULL else step_start(a.offs, n, t - 1) * hid
+        h_prev = hs + before
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
@@ -53,12 +59,12 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
         gh_in = gh
     if floating is float:
         fnn_gru_cell_f32(m, hid, j0, j1, gates + 3 * first, gh_in, <const float *>a.b_hn, h_prev,
-                         ghn + first if ghn != NULL else NULL, hs + first)
+                         ghn + first if ghn != NULL else NULL, hs + here)
     else:
         fnn_gru_cell_f64(m, hid, j0, j1, gates + 3 * first, gh_in, <const double *>a.b_hn, h_prev,
-                         ghn + first if ghn != NULL else NULL, hs + first)
+                         ghn + first if ghn != NULL else NULL, hs + here)
     if a.hs_out != NULL:
-        unpack_step(hs + first, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -309,7 +315,8 @@ def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_h
     dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
     sequence_layout): x, hs, gates and ghn then hold the live rows only, h0 (N, H) in the same
     (longest first) order; hs_out (T, N, H), if given, receives hs unpacked into the batch's
-    order (sequence b at sorted position rank[b]), zeros past each sequence's end."""
+    order (sequence b at sorted position rank[b]), zeros past each sequence's end, hs then
+    being scratch of 2N rows (a ring of two steps)."""
     cdef GruCall a
     cdef int rc
     gru_call_layout(&a, x, hs, offs, None)

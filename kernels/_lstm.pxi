@@ -11,8 +11,10 @@ cdef struct LstmCall:
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
     const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
-    void *hs_out             # b at sorted position rank[b]; hs_out, cs_out (T, N, H) or NULL
-    void *cs_out
+    void *hs_out             # b at sorted position rank[b]; hs_out, cs_out (T, N, H) or NULL.
+    void *cs_out             # With hs_out, hs and cs are rings of two steps (2N rows): step t's
+                             # states at rows (t % 2) N.., the packed copies needed only until
+                             # the next step
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *c0           # (N, H), or NULL: zeros
@@ -43,12 +45,17 @@ cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *ga
     cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
     cdef fnn_int before = step_start(a.offs, a.n, t - 1) * hid if t > 0 else 0
+    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
     cdef floating *hs = <floating *>a.hs
     cdef floating *cs = <floating *>a.cs
     cdef floating *g = gates + 4 * first
-    cdef const floating *h_prev = hs + before if t > 0 else h0
-    cdef const floating *c_prev = cs + before if t > 0 else <const floating *>a.c0
+    cdef const floating *h_prev
+    cdef const floating *c_prev
     cdef floating *apack
+    if a.hs_out != NULL:  # the ring: the other half holds step t-1
+        before = ((t - 1) & 1) * n * hid
+    h_prev = hs + before if t > 0 else h0
+    c_prev = cs + before if t > 0 else <const floating *>a.c0
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
@@ -56,13 +63,12 @@ cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *ga
     if h_prev != NULL:
         step_product(w, m, h_prev, hid, g, 4 * hid, j0, j1, True, t & 1, apack)
     if floating is float:
-        fnn_lstm_cell_f32(m, hid, j0, j1, g, c_prev, cs + first, hs + first)
+        fnn_lstm_cell_f32(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
     else:
-        fnn_lstm_cell_f64(m, hid, j0, j1, g, c_prev, cs + first, hs + first)
+        fnn_lstm_cell_f64(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
     if a.hs_out != NULL:
-        unpack_step(hs + first, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
-    if a.cs_out != NULL:
-        unpack_step(cs + first, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
+        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+        unpack_step(cs + here, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -304,8 +310,9 @@ def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias
     one dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
     sequence_layout): x, hs, cs and gates then hold the live rows only (R rows, at least
     offs[T]), h0 and c0 (N, H) in the same (longest first) order; hs_out and cs_out (T, N, H),
-    if given, receive hs and cs unpacked into the batch's order (sequence b at sorted position
-    rank[b]), zeros past each sequence's end."""
+    both or neither, receive hs and cs unpacked into the batch's order (sequence b at sorted
+    position rank[b]), zeros past each sequence's end, hs and cs then being scratch of 2N rows
+    (a ring of two steps)."""
     cdef LstmCall a
     cdef int rc
     call_layout(&a, x, hs, offs, None)
