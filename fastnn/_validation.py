@@ -212,6 +212,41 @@ def check_shape(name, arr, shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
 
 
+def sequence_lengths(lengths, steps, batch):
+    """The recurrent kernels' `lengths`: None (every sequence has length T) stays None; else N
+    ints, each 1 <= length <= T, in any order, as an intp ndarray (a copy).
+
+    A list or tuple of ints or an integer ndarray is taken (bools, floats, strings and anything
+    else: TypeError); a wrong count or a value outside 1..T: ValueError. Both name `lengths`."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, np.ndarray):
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got an ndarray of {lengths.dtype}")
+        if lengths.ndim != 1:
+            raise ValueError(f"lengths must be 1-D, one length per sequence, got shape {lengths.shape}")
+        values = lengths
+    elif isinstance(lengths, (list, tuple)):
+        for item in lengths:
+            if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
+                raise TypeError(f"lengths must hold ints, got {type(item).__name__} {item!r}")
+        values = lengths
+    else:
+        raise TypeError(f"lengths must be None or a list, tuple or ndarray of ints, got {type(lengths).__name__}")
+    if len(values) != batch:
+        raise ValueError(f"lengths must have one length per sequence ({batch}), got {len(values)}")
+    if batch == 0:
+        return np.zeros(0, np.intp)
+    if isinstance(values, np.ndarray):
+        low, high = int(values.min()), int(values.max())
+    else:
+        low, high = int(min(values)), int(max(values))
+    if low < 1 or high > steps:
+        bad = low if low < 1 else high
+        raise ValueError(f"lengths must lie in 1..{steps} (1..T), got {bad}")
+    return np.array(values, dtype=np.intp)
+
+
 def nonlinearity_is_relu(nonlinearity):
     if isinstance(nonlinearity, str) and nonlinearity in ("tanh", "relu"):
         return nonlinearity == "relu"

@@ -11,6 +11,7 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe
+from fastnn._lengths import Packing, head
 
 __all__ = ["gru_step", "gru_step_backward", "gru_forward", "gru_backward"]
 
@@ -31,10 +32,11 @@ def _driver_biases(dtype, hidden, b_ih, b_hh):
     return total, None if b_hh is None else v.contiguous(b_hh[2 * hidden:], dtype)
 
 
-def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None):
+def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None, lengths=None):
     """gru_forward on validated arrays: x (T, N, I), h0 (N, H) or None. saved: None, or C-contiguous
     (gates (T, N, 3H), ghn (T, N, H)) of dtype to receive what the backward needs (the compiled
-    path only)."""
+    path only; with lengths, packed: the first sum(lengths) rows' values of each). lengths:
+    None or what _validation.sequence_lengths returned."""
     steps, batch, features = x.shape
     hidden = w_hh.shape[1]
     shape = (steps, batch, hidden)
@@ -44,10 +46,19 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None)
     if hs.size == 0:
         return hs
     if _kernels is None:
-        hs[...] = reference.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh)
+        hs[...] = reference.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=lengths)
         return hs
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh)
     gates, ghn = (None, None) if saved is None else saved
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+        pk = Packing(lengths, steps)
+        packed = np.empty((2 * batch, hidden), dtype)  # a ring of two steps
+        _kernels.gru_forward(
+            pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
+            bias, b_hn, packed, head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden),
+            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs,
+        )
+        return hs
     _kernels.gru_forward(
         v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
         bias, b_hn, hs, gates, ghn, _runtime.threads_for(forward_flops(steps, batch, features, hidden, GATES)),
@@ -55,15 +66,15 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None)
     return hs
 
 
-def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=None):
-    """gru_backward on validated arrays of matching shapes; saved: what _forward_checked filled,
-    or None to recompute it."""
+def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=None, lengths=None):
+    """gru_backward on validated arrays of matching shapes; saved: what _forward_checked filled
+    (with the same lengths), or None to recompute it."""
     steps, batch, features = x.shape
     hidden = w_hh.shape[1]
     v.check_size("grad_x", x.shape, dtype.itemsize)
     v.check_size("the gates", (steps, batch, GATES * hidden), dtype.itemsize)
     if _kernels is None:
-        grads = reference.gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh)
+        grads = reference.gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, lengths=lengths)
         return tuple(np.asarray(g, dtype) for g in grads)
     grads = (np.empty(x.shape, dtype), np.empty((batch, hidden), dtype), np.empty(w_ih.shape, dtype),
              np.empty(w_hh.shape, dtype), np.empty(GATES * hidden, dtype), np.empty(GATES * hidden, dtype))
@@ -74,6 +85,18 @@ def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=N
     recompute = 1 if saved is None else 0
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh) if recompute else (None, None)
     gates, ghn = (None, None) if saved is None else saved
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+        pk = Packing(lengths, steps)
+        hs_packed = pk.gather(hs, dtype)
+        grad_x_packed = pk.empty(features, dtype)
+        _kernels.gru_backward(
+            pk.gather(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs_packed,
+            head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), bias, b_hn, grad_x_packed, *grads[1:],
+            _runtime.threads_for((2 + recompute) * forward_flops(pk.total, 1, features, hidden, GATES)),
+            pk.offs, pk.previous(hs_packed),
+        )
+        return (pk.scatter(grad_x_packed, grads[0]), pk.unsorted_states(grads[1])) + grads[2:]
     _kernels.gru_backward(
         v.contiguous(grad_hs, dtype), v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(hs, dtype), gates,
         ghn, v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias, b_hn, *grads,
@@ -82,7 +105,7 @@ def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=N
     return grads
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=None):
     """Run a GRU over a whole sequence, as a one-layer torch.nn.GRU.
 
     Every step: r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr), z likewise,
@@ -95,25 +118,34 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
     w_ih : array_like (3H, I); w_hh : array_like (3H, H); b_ih, b_hh : array_like (3H,) or None
         torch.nn.GRU's layout for one layer and direction (gates r, z, n stacked).
     out : ndarray (T, N, H), optional, written in place and returned
+    lengths : None, or N ints (a list, tuple or integer ndarray), 1 <= lengths[b] <= T, in any
+        order: sequence b is x[:lengths[b], b]. None: every sequence has length T.
 
     Returns
     -------
     hs : ndarray (T, N, H), every step's hidden state; hs[-1] is the last. T = 0 is allowed.
+        With lengths, hs[t, b] is zero for t >= lengths[b] (also in `out`), and sequence b's
+        final state is hs[lengths[b] - 1, b].
 
     Raises
     ------
     TypeError
-        Non-float or mixed dtypes.
+        Non-float or mixed dtypes; lengths not None or ints.
     ValueError
-        Wrong ndim or shapes, a bad `out`.
+        Wrong ndim or shapes, a bad `out`; lengths not N values in 1..T.
 
     Notes
     -----
     Costs 2 T N 3H (I + H) floating-point operations: one GEMM over all steps for the input
     side, then T products of the state with w_hh (packed once), each fused with its cell
     update. Memory: the output, and scratch of 3 T N H values kept between calls.
+
+    With lengths, padded steps are skipped, not computed: the batch is ordered by length (as
+    PyTorch's packed sequences) and each step runs over the sequences still live, so the work
+    is that of sum(lengths) steps of one sequence, plus copying x and hs to and from that packed
+    order (about (I + H) sum(lengths) values each way).
     """
-    if _kernels is not None and out is None:
+    if _kernels is not None and out is None and lengths is None:
         hs = _kernels.gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh)
         if hs is not None:
             return hs
@@ -124,10 +156,11 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
     shape = (x.shape[0], x.shape[1], hidden)
     if out is not None:
         v.check_out(out, shape, dtype, (x, h0, w_ih, w_hh, b_ih, b_hh))
-    return _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out)
+    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    return _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths=lengths)
 
 
-def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
+def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None, *, lengths=None):
     """Backpropagation through time for `gru_forward`.
 
     Parameters
@@ -140,12 +173,16 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
         the gates.
     hs : array_like (T, N, H)
         What `gru_forward` returned.
+    lengths : None, or N ints in 1..T, as given to `gru_forward`. grad_hs[t, b] for
+        t >= lengths[b] is ignored; a gradient for sequence b's final state goes into
+        grad_hs[lengths[b] - 1, b].
 
     Returns
     -------
     grad_x : (T, N, I); grad_h0 : (N, H) (also when h0 is None); grad_w_ih : (3H, I);
     grad_w_hh : (3H, H); grad_b_ih, grad_b_hh : (3H,). They differ in the n part: b_hn sits
-    inside the reset product.
+    inside the reset product. With lengths, grad_x is zero past each sequence's end and the
+    rest sum over the real steps only.
 
     Raises
     ------
@@ -157,6 +194,7 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
     Costs 3 x the forward's 2 T N 3H (I + H) operations: the gates are recomputed from hs in
     two GEMMs over all steps (the forward's work, without its recurrence), then T products of
     the gates' gradient with w_hh, and one GEMM each for grad_x, grad_w_ih and grad_w_hh.
+    With lengths, as `gru_forward`: the work of sum(lengths) steps, the padded ones skipped.
     """
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = gated_inputs(
         x, 3, GATES, w_ih, w_hh, b_ih, b_hh, optional=("h0",), grad_hs=(grad_hs, 3), h0=(h0, 2), hs=(hs, 3))
@@ -164,7 +202,9 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
     check_states(hidden, batch, h0=extra["h0"])
     for name in ("hs", "grad_hs"):
         v.check_shape(name, extra[name], (steps, batch, hidden))
-    return _backward_checked(dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh, b_ih, b_hh)
+    lengths = v.sequence_lengths(lengths, steps, batch)
+    return _backward_checked(dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh, b_ih, b_hh,
+                             lengths=lengths)
 
 
 def gru_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None):

@@ -1,10 +1,12 @@
 """Type stubs for fastnn's GRU kernels (fastnn.gru), re-exported by the fastnn package."""
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
+_Lengths: TypeAlias = Sequence[int] | NDArray[np.integer[Any]]
 
 def gru_forward(
     x: ArrayLike,
@@ -15,6 +17,7 @@ def gru_forward(
     b_hh: ArrayLike | None = None,
     *,
     out: _Float | None = None,
+    lengths: _Lengths | None = None,
 ) -> _Float: ...
 def gru_backward(
     grad_hs: ArrayLike,
@@ -25,6 +28,8 @@ def gru_backward(
     w_hh: ArrayLike,
     b_ih: ArrayLike | None = None,
     b_hh: ArrayLike | None = None,
+    *,
+    lengths: _Lengths | None = None,
 ) -> tuple[_Float, _Float, _Float, _Float, _Float, _Float]: ...
 def gru_step(
     x: ArrayLike,

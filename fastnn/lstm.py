@@ -11,6 +11,7 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe, summed_bias
+from fastnn._lengths import Packing, head
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm_forward", "lstm_backward"]
 
@@ -32,10 +33,11 @@ def _outs(out, shape, dtype, inputs):
     return hs_out, cs_out
 
 
-def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None), gates=None):
+def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None), gates=None, lengths=None):
     """lstm_forward on validated arrays: x (T, N, I), h0, c0 (N, H) or None. gates: None, or a
     C-contiguous (T, N, 4H) array of dtype to receive the activated gates (the compiled path
-    only)."""
+    only; with lengths, packed: its first sum(lengths) 4H values). lengths: None or what
+    _validation.sequence_lengths returned."""
     steps, batch, features = x.shape
     hidden = w_hh.shape[1]
     shape = (steps, batch, hidden)
@@ -46,7 +48,17 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
     if hs.size == 0:
         return hs, cs
     if _kernels is None:
-        hs[...], cs[...] = reference.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        hs[...], cs[...] = reference.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=lengths)
+        return hs, cs
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+        pk = Packing(lengths, steps)
+        hp, cp = np.empty((2 * batch, hidden), dtype), np.empty((2 * batch, hidden), dtype)  # rings of 2 steps
+        _kernels.lstm_forward(
+            pk.gather(x, dtype), pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hp, cp,
+            head(gates, pk.total * GATES * hidden),
+            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs, cs,
+        )
         return hs, cs
     _kernels.lstm_forward(
         v.contiguous(x, dtype), maybe(h0, dtype), maybe(c0, dtype), v.contiguous(w_ih, dtype),
@@ -56,15 +68,17 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
     return hs, cs
 
 
-def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, gates=None):
+def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, gates=None,
+                      lengths=None):
     """lstm_backward on validated arrays of matching shapes; gates: what _forward_checked
-    filled, or None to recompute them."""
+    filled (with the same lengths), or None to recompute them."""
     steps, batch, features = x.shape
     hidden = w_hh.shape[1]
     v.check_size("grad_x", x.shape, dtype.itemsize)
     v.check_size("the gates", (steps, batch, GATES * hidden), dtype.itemsize)
     if _kernels is None:
-        grads = reference.lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, grad_c_n=grad_c_n)
+        grads = reference.lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, grad_c_n=grad_c_n,
+                                        lengths=lengths)
         return tuple(np.asarray(g, dtype) for g in grads)
     grad_x = np.empty(x.shape, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
@@ -80,6 +94,21 @@ def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b
             grad_c0[...] = grad_c_n
         return grads
     recompute = 1 if gates is None else 0
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+        pk = Packing(lengths, steps)
+        hs_packed = pk.gather(hs, dtype)
+        grad_x_packed = pk.empty(features, dtype)
+        _kernels.lstm_backward(
+            pk.gather(grad_hs, dtype), pk.sorted_states(grad_c_n, dtype), pk.gather(x, dtype),
+            pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), hs_packed, pk.gather(cs, dtype),
+            head(gates, pk.total * GATES * hidden), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
+            maybe(summed_bias(dtype, b_ih, b_hh), dtype) if recompute else None, grad_x_packed, grad_h0, grad_c0,
+            grad_w_ih, grad_w_hh, grad_b,
+            _runtime.threads_for((2 + recompute) * forward_flops(pk.total, 1, features, hidden, GATES)),
+            pk.offs, pk.previous(hs_packed),
+        )
+        return (pk.scatter(grad_x_packed, grad_x), pk.unsorted_states(grad_h0), pk.unsorted_states(grad_c0),
+                grad_w_ih, grad_w_hh, grad_b)
     _kernels.lstm_backward(
         v.contiguous(grad_hs, dtype), maybe(grad_c_n, dtype), v.contiguous(x, dtype), maybe(h0, dtype),
         maybe(c0, dtype), v.contiguous(hs, dtype), v.contiguous(cs, dtype), gates, v.contiguous(w_ih, dtype),
@@ -89,7 +118,7 @@ def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b
     return grads
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=None):
     """Run an LSTM over a whole sequence, as a one-layer torch.nn.LSTM.
 
     Every step: gates = x_t w_ih^T + b_ih + h_{t-1} w_hh^T + b_hh, split into i, f, g, o;
@@ -103,26 +132,34 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
         torch.nn.LSTM's layout for one layer and direction (gates i, f, g, o stacked).
     out : None, or a pair (hs_out, cs_out), either of them None or an ndarray (T, N, H) to be
         written in place and returned (each checked like rnn_forward's out).
+    lengths : None, or N ints (a list, tuple or integer ndarray), 1 <= lengths[b] <= T, in any
+        order: sequence b is x[:lengths[b], b]. None: every sequence has length T.
 
     Returns
     -------
     hs, cs : ndarray (T, N, H), every step's hidden and cell state; hs[-1], cs[-1] are the
-        final ones. T = 0 is allowed.
+        final ones. T = 0 is allowed. With lengths, hs[t, b] and cs[t, b] are zero for
+        t >= lengths[b] (also in `out`); sequence b's final states are at step lengths[b] - 1.
 
     Raises
     ------
     TypeError
-        Non-float or mixed dtypes; out not None or a pair.
+        Non-float or mixed dtypes; out not None or a pair; lengths not None or ints.
     ValueError
-        Wrong ndim or shapes, a bad out[0] or out[1].
+        Wrong ndim or shapes, a bad out[0] or out[1]; lengths not N values in 1..T.
 
     Notes
     -----
     Costs 2 T N 4H (I + H) floating-point operations: one GEMM over all steps for the input
     side, then T products of the state with w_hh (packed once), each fused with its cell
     update. Memory: the outputs, and scratch of 4 T N H values kept between calls.
+
+    With lengths, padded steps are skipped, not computed: the batch is ordered by length (as
+    PyTorch's packed sequences) and each step runs over the sequences still live, so the work
+    is that of sum(lengths) steps of one sequence, plus copying x, hs and cs to and from that
+    packed order (about (I + 2H) sum(lengths) values each way).
     """
-    if _kernels is not None and out is None:
+    if _kernels is not None and out is None and lengths is None:
         states = _kernels.lstm_forward_fast(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
         if states is not None:
             return states
@@ -131,10 +168,11 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
     h0, c0 = extra["h0"], extra["c0"]
     check_states(hidden, x.shape[1], h0=h0, c0=c0)
     outs = _outs(out, (x.shape[0], x.shape[1], hidden), dtype, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
-    return _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs)
+    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    return _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs, lengths=lengths)
 
 
-def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, *, grad_c_n=None):
+def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, *, grad_c_n=None, lengths=None):
     """Backpropagation through time for `lstm_forward`.
 
     Parameters
@@ -148,13 +186,18 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     hs, cs : array_like (T, N, H)
         What `lstm_forward` returned.
     grad_c_n : array_like (N, H) or None (zeros)
-        Loss gradient for the final cell state cs[-1].
+        Loss gradient for the final cell state cs[-1] (with lengths: grad_c_n[b] for
+        cs[lengths[b] - 1, b]).
+    lengths : None, or N ints in 1..T, as given to `lstm_forward`. grad_hs[t, b] for
+        t >= lengths[b] is ignored; a gradient for sequence b's final hidden state goes into
+        grad_hs[lengths[b] - 1, b].
 
     Returns
     -------
     grad_x : (T, N, I); grad_h0, grad_c0 : (N, H) (also when h0, c0 are None);
     grad_w_ih : (4H, I); grad_w_hh : (4H, H); grad_b : (4H,), the gradient of b_ih and of b_hh
-    alike.
+    alike. With lengths, grad_x is zero past each sequence's end and the rest sum over the
+    real steps only.
 
     Raises
     ------
@@ -167,6 +210,7 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     Costs 3 x the forward's 2 T N 4H (I + H) operations: the gates are recomputed from hs in
     two GEMMs over all steps (the forward's work, without its recurrence), then T products of
     the gates' gradient with w_hh, and one GEMM each for grad_x, grad_w_ih and grad_w_hh.
+    With lengths, as `lstm_forward`: the work of sum(lengths) steps, the padded ones skipped.
     """
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = gated_inputs(
         x, 3, GATES, w_ih, w_hh, b_ih, b_hh, optional=("h0", "c0", "grad_c_n"), grad_hs=(grad_hs, 3),
@@ -175,8 +219,9 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     check_states(hidden, batch, h0=extra["h0"], c0=extra["c0"], grad_c_n=extra["grad_c_n"])
     for name in ("hs", "cs", "grad_hs"):
         v.check_shape(name, extra[name], (steps, batch, hidden))
+    lengths = v.sequence_lengths(lengths, steps, batch)
     return _backward_checked(dtype, extra["grad_hs"], extra["grad_c_n"], x, extra["h0"], extra["c0"], extra["hs"],
-                             extra["cs"], w_ih, w_hh, b_ih, b_hh)
+                             extra["cs"], w_ih, w_hh, b_ih, b_hh, lengths=lengths)
 
 
 def lstm_step(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):

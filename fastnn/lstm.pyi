@@ -1,10 +1,12 @@
 """Type stubs for fastnn's LSTM kernels (fastnn.lstm), re-exported by the fastnn package."""
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
+_Lengths: TypeAlias = Sequence[int] | NDArray[np.integer[Any]]
 
 def lstm_forward(
     x: ArrayLike,
@@ -16,6 +18,7 @@ def lstm_forward(
     b_hh: ArrayLike | None = None,
     *,
     out: tuple[_Float | None, _Float | None] | None = None,
+    lengths: _Lengths | None = None,
 ) -> tuple[_Float, _Float]: ...
 def lstm_backward(
     grad_hs: ArrayLike,
@@ -30,6 +33,7 @@ def lstm_backward(
     b_hh: ArrayLike | None = None,
     *,
     grad_c_n: ArrayLike | None = None,
+    lengths: _Lengths | None = None,
 ) -> tuple[_Float, _Float, _Float, _Float, _Float, _Float]: ...
 def lstm_step(
     x: ArrayLike,

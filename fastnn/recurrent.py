@@ -8,6 +8,7 @@ import numpy as np
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
+from fastnn._lengths import Packing
 
 __all__ = ["rnn_step", "rnn_step_backward", "rnn_forward", "rnn_backward"]
 
@@ -41,8 +42,9 @@ def _rnn_inputs(x, x_ndim, w_ih, w_hh, b_ih=None, b_hh=None, **others):
     return dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, arrays
 
 
-def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out):
-    """rnn_forward on validated arrays: x (T, N, I), h0 (N, H) or None."""
+def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths=None):
+    """rnn_forward on validated arrays: x (T, N, I), h0 (N, H) or None; lengths None or what
+    _validation.sequence_lengths returned."""
     steps, batch, features = x.shape
     hidden = w_ih.shape[0]
     shape = (steps, batch, hidden)
@@ -51,9 +53,18 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
     if hs.size == 0:
         return hs
     if _kernels is None:
-        hs[...] = reference.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity)
+        hs[...] = reference.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths=lengths)
         return hs
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih.astype(dtype) + b_hh.astype(dtype))
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+        pk = Packing(lengths, steps)
+        packed = pk.empty(hidden, dtype)
+        _kernels.rnn_forward(
+            pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
+            None if bias is None else v.contiguous(bias, dtype), packed, relu,
+            _runtime.threads_for(2 * pk.total * hidden * (features + hidden)), pk.offs, pk.rank, hs,
+        )
+        return hs
     flops = 2 * steps * batch * hidden * (features + hidden)
     _kernels.rnn_forward(
         v.contiguous(x, dtype), None if h0 is None else v.contiguous(h0, dtype),
@@ -63,13 +74,15 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
     return hs
 
 
-def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh):
-    """rnn_backward on validated arrays of matching shapes."""
+def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh, lengths=None):
+    """rnn_backward on validated arrays of matching shapes; lengths as for _forward_checked."""
     steps, batch, features = x.shape
     hidden = w_ih.shape[0]
     if _kernels is None:
-        grads = reference.rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity)
+        grads = reference.rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity, lengths=lengths)
         return tuple(np.asarray(g, dtype) for g in grads)
+    if lengths is not None and batch * hidden > 0:
+        return _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, Packing(lengths, steps))
     dz = np.empty((steps, batch, hidden), dtype)
     grad_x = np.empty(x.shape, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
@@ -86,7 +99,26 @@ def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh)
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
+def _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, pk):
+    """_backward_checked with variable lengths: the live rows only, packed (pk, a Packing)."""
+    batch, features = x.shape[1], x.shape[2]
+    hidden = w_ih.shape[0]
+    hs = v.contiguous(hs, dtype)  # read in place, through pk.rank
+    dz = np.empty((pk.total, hidden), dtype)
+    grad_x = pk.empty(features, dtype)
+    grad_h0 = np.empty((batch, hidden), dtype)
+    grad_w_ih = np.empty(w_ih.shape, dtype)
+    grad_w_hh = np.empty(w_hh.shape, dtype)
+    _kernels.rnn_backward(
+        v.contiguous(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs,
+        v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), relu, dz, grad_x, grad_h0, grad_w_ih, grad_w_hh,
+        _runtime.threads_for(6 * pk.total * hidden * (features + hidden)), pk.offs, pk.previous_padded(hs), pk.rank,
+    )
+    return (pk.scatter(grad_x, np.empty(x.shape, dtype)), pk.unsorted_states(grad_h0), grad_w_ih, grad_w_hh,
+            dz.sum(axis=0, dtype=dtype))
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None, lengths=None):
     """Run an Elman RNN over a whole sequence: h_t = act(x_t w_ih^T + b_ih + h_{t-1} w_hh^T + b_hh).
 
     Parameters
@@ -97,19 +129,30 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
         torch.nn.RNN's layout for one layer and direction.
     nonlinearity : 'tanh' or 'relu'
     out : ndarray (T, N, H), optional, written in place and returned
+    lengths : None, or N ints (a list, tuple or integer ndarray), 1 <= lengths[b] <= T, in any
+        order: sequence b is x[:lengths[b], b]. None: every sequence has length T.
 
     Returns
     -------
     hs : ndarray (T, N, H), every step's hidden state; hs[-1] is the last. T = 0 is allowed.
+        With lengths, hs[t, b] is zero for t >= lengths[b] (also in `out`), and sequence b's
+        final state is hs[lengths[b] - 1, b].
 
     Raises
     ------
     TypeError
-        Non-float or mixed dtypes.
+        Non-float or mixed dtypes; lengths not None or ints.
     ValueError
-        Wrong ndim or shapes, an unknown nonlinearity, a bad `out`.
+        Wrong ndim or shapes, an unknown nonlinearity, a bad `out`; lengths not N values in 1..T.
+
+    Notes
+    -----
+    With lengths, padded steps are skipped, not computed: the batch is ordered by length (as
+    PyTorch's packed sequences) and each step runs over the sequences still live, so the work
+    is that of sum(lengths) steps of one sequence, plus copying x and hs to and from that packed
+    order (about (I + H) sum(lengths) values each way).
     """
-    if _kernels is not None:
+    if _kernels is not None and lengths is None:
         hs = _kernels.rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out)
         if hs is not None:
             return hs
@@ -117,10 +160,11 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
     h0 = extra["h0"]
     v.check_shape("h0", h0, (x.shape[1], hidden))
-    return _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out)
+    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    return _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths)
 
 
-def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
+def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh", *, lengths=None):
     """Backpropagation through time for `rnn_forward`.
 
     Parameters
@@ -132,16 +176,24 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
         As given to `rnn_forward` (h0 may be None: zeros).
     hs : array_like (T, N, H)
         What `rnn_forward` returned.
+    lengths : None, or N ints in 1..T, as given to `rnn_forward`. grad_hs[t, b] for
+        t >= lengths[b] is ignored; a gradient for sequence b's final state goes into
+        grad_hs[lengths[b] - 1, b].
 
     Returns
     -------
     grad_x : (T, N, I); grad_h0 : (N, H) (also when h0 is None); grad_w_ih : (H, I);
-    grad_w_hh : (H, H); grad_b : (H,), the gradient of b_ih and of b_hh alike.
+    grad_w_hh : (H, H); grad_b : (H,), the gradient of b_ih and of b_hh alike. With lengths,
+    grad_x is zero past each sequence's end and the rest sum over the real steps only.
 
     Raises
     ------
     TypeError, ValueError
         As `rnn_forward`; ValueError also when hs or grad_hs is not (T, N, H).
+
+    Notes
+    -----
+    With lengths, as `rnn_forward`: the work of sum(lengths) steps, the padded ones skipped.
     """
     relu = v.nonlinearity_is_relu(nonlinearity)
     dtype, hidden, x, w_ih, w_hh, _, _, extra = _rnn_inputs(
@@ -150,7 +202,9 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
     v.check_shape("h0", extra["h0"], (batch, hidden))
     v.check_shape("hs", extra["hs"], (steps, batch, hidden))
     v.check_shape("grad_hs", extra["grad_hs"], (steps, batch, hidden))
-    return _backward_checked(relu, nonlinearity, dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh)
+    lengths = v.sequence_lengths(lengths, steps, batch)
+    return _backward_checked(relu, nonlinearity, dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh,
+                             lengths)
 
 
 def rnn_step(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):

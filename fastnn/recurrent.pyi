@@ -1,4 +1,5 @@
 """Type stubs for fastnn's Elman RNN kernels (fastnn.recurrent), re-exported by the fastnn package."""
+from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -6,6 +7,7 @@ from numpy.typing import ArrayLike, NDArray
 
 _Float: TypeAlias = NDArray[np.floating[Any]]
 _Nonlinearity: TypeAlias = Literal["tanh", "relu"]
+_Lengths: TypeAlias = Sequence[int] | NDArray[np.integer[Any]]
 
 def rnn_forward(
     x: ArrayLike,
@@ -17,6 +19,7 @@ def rnn_forward(
     nonlinearity: _Nonlinearity = "tanh",
     *,
     out: _Float | None = None,
+    lengths: _Lengths | None = None,
 ) -> _Float: ...
 def rnn_backward(
     grad_hs: ArrayLike,
@@ -26,6 +29,8 @@ def rnn_backward(
     w_ih: ArrayLike,
     w_hh: ArrayLike,
     nonlinearity: _Nonlinearity = "tanh",
+    *,
+    lengths: _Lengths | None = None,
 ) -> tuple[_Float, _Float, _Float, _Float, _Float]: ...
 def rnn_step(
     x: ArrayLike,

@@ -5,6 +5,14 @@
 
 cdef struct GruCall:
     fnn_int steps, n, inp, hid
+    const fnn_int *offs      # NULL: every step N rows; else the packed layout of variable
+                             # lengths (see step_start, sequence_layout): the live rows only
+    fnn_int rows             # rows in all: T N, or offs[T]
+    const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
+                             # read by the backward (hs itself when offs is NULL)
+    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
+    void *hs_out             # b at sorted position rank[b]; hs_out (T, N, H) or NULL. With
+                             # hs_out, hs is a ring of two steps (2N rows), step t at (t % 2) N
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *w_ih         # (3H, I)
@@ -31,29 +39,37 @@ cdef struct GruGrads:
 cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gates, floating *ghn, floating *gh,
                           const floating *h0, fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
     """Units [j0, j1) of step t: gh = h_{t-1} @ w_hh^T, then the cell update."""
-    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid
+    cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
+    cdef fnn_int first = step_start(a.offs, a.n, t) * hid
+    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
+    cdef fnn_int before = 0
     cdef floating *hs = <floating *>a.hs
-    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else h0
+    cdef const floating *h_prev = h0
     cdef const floating *gh_in = NULL
     cdef floating *apack
+    if t > 0:  # the ring's other half, or the previous step's packed rows
+        before = ((t - 1) & 1) * n * hid if a.hs_out != NULL else step_start(a.offs, n, t - 1) * hid
+        h_prev = hs + before
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
         return 0
     if h_prev != NULL:
-        step_product(w, n, h_prev, hid, gh, 3 * hid, j0, j1, False, t & 1, apack)
+        step_product(w, m, h_prev, hid, gh, 3 * hid, j0, j1, False, t & 1, apack)
         gh_in = gh
     if floating is float:
-        fnn_gru_cell_f32(n, hid, j0, j1, gates + t * n * 3 * hid, gh_in, <const float *>a.b_hn, h_prev,
-                         ghn + t * nh if ghn != NULL else NULL, hs + t * nh)
+        fnn_gru_cell_f32(m, hid, j0, j1, gates + 3 * first, gh_in, <const float *>a.b_hn, h_prev,
+                         ghn + first if ghn != NULL else NULL, hs + here)
     else:
-        fnn_gru_cell_f64(n, hid, j0, j1, gates + t * n * 3 * hid, gh_in, <const double *>a.b_hn, h_prev,
-                         ghn + t * nh if ghn != NULL else NULL, hs + t * nh)
+        fnn_gru_cell_f64(m, hid, j0, j1, gates + 3 * first, gh_in, <const double *>a.b_hn, h_prev,
+                         ghn + first if ghn != NULL else NULL, hs + here)
+    if a.hs_out != NULL:
+        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
 cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept nogil:
-    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid, rows = a.rows
     cdef StepWeights w
     cdef char *cursor
     cdef floating *gates
@@ -70,18 +86,18 @@ cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept n
     cursor = <char *>fnn_thread_scratch(
         FNN_SCRATCH_SHARED, carve_bytes(3 * w.block_elems, sizeof(floating)) + carve_bytes(n * g3, sizeof(floating))
         + carve_bytes(n * hid, sizeof(floating))
-        + (carve_bytes(steps * n * g3, sizeof(floating)) if a.gates == NULL else 0))
+        + (carve_bytes(rows * g3, sizeof(floating)) if a.gates == NULL else 0))
     if cursor == NULL:
         return -1
     packed = <floating *>carve(&cursor, 3 * w.block_elems, sizeof(floating))
     gh = <floating *>carve(&cursor, n * g3, sizeof(floating))
     zeros = <floating *>carve(&cursor, n * hid, sizeof(floating))
-    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, rows * g3, sizeof(floating))
     # Zeros stand for h0 = None, skipped in the product, unless w_hh holds an Inf or NaN.
     if h0 == NULL and not all_finite(<const floating *>a.w_hh, g3 * hid):
         memset(zeros, 0, n * hid * sizeof(floating))
         h0 = zeros
-    rc = gemm_parallel(steps * n, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+    rc = gemm_parallel(rows, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
                        gates, g3, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
     if rc != 0:
         return rc
@@ -132,14 +148,14 @@ cdef void gru_cell_rows(fnn_int rows, fnn_int hid, floating *gates, const floati
 cdef int gru_recompute_gates(const GruCall *a, floating *gates, floating *ghn, floating *gh,
                              const floating *h0) noexcept nogil:
     """The forward's r, z, n and hn from its states: no recurrence, as h_{t-1} is known."""
-    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid
-    cdef const floating *hs = <const floating *>a.hs
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g3 = 3 * a.hid, rows = a.rows
+    cdef const floating *hs = <const floating *>a.hprev
     cdef const floating *b_hn = <const floating *>a.b_hn
     cdef int rc
-    rc = gemm_parallel(steps * n, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+    rc = gemm_parallel(rows, g3, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
                        gates, g3, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel((steps - 1) * n, g3, hid, hs, hid, 1, <const floating *>a.w_hh, 1, hid, gh + n * g3, g3,
+        rc = gemm_parallel(rows - n, g3, hid, hs, hid, 1, <const floating *>a.w_hh, 1, hid, gh + n * g3, g3,
                            0, <const floating *>NULL, a.nthreads)
     if rc == 0 and h0 != NULL:
         rc = gemm_parallel(n, g3, hid, h0, hid, 1, <const floating *>a.w_hh, 1, hid, gh, g3, 0,
@@ -148,7 +164,7 @@ cdef int gru_recompute_gates(const GruCall *a, floating *gates, floating *ghn, f
         return rc
     # step 0 from h0 (None: zeros, not multiplied unless needed), later steps from hs
     gru_cell_rows(n, hid, gates, gh if h0 != NULL else NULL, b_hn, h0, ghn, a.nthreads)
-    gru_cell_rows((steps - 1) * n, hid, gates + n * g3, gh + n * g3, b_hn, hs, ghn + n * hid, a.nthreads)
+    gru_cell_rows(rows - n, hid, gates + n * g3, gh + n * g3, b_hn, hs, ghn + n * hid, a.nthreads)
     return 0
 
 
@@ -156,31 +172,49 @@ cdef int gru_backward_step(const StepWeights *w, const GruCall *a, const GruGrad
                            const floating *ghn, floating *dgi, floating *dgh, floating *carry, double *bsum,
                            fnn_int s, fnn_int j0, fnn_int j1) noexcept nogil:
     """Units [j0, j1) of step t = T-1-s: the gradient from step t+1 through w_hh added to its
-    direct part, then the cell's backward."""
-    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid, g3 = 3 * a.hid
+    direct part, then the cell's backward. With variable lengths, of step t's m live rows the
+    first m_next are live at step t+1 too and carry its gradient; the rest end at t."""
+    cdef fnn_int n = a.n, hid = a.hid, g3 = 3 * a.hid
     cdef fnn_int t = a.steps - 1 - s
+    cdef fnn_int m = step_rows(a.offs, n, t)
+    cdef fnn_int m_next = step_rows(a.offs, n, t + 1) if t < a.steps - 1 else 0
+    cdef fnn_int first = step_start(a.offs, n, t) * hid
     cdef const floating *hs = <const floating *>a.hs
-    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else <const floating *>a.h0
+    cdef const floating *h_prev = hs + step_start(a.offs, n, t - 1) * hid if t > 0 else <const floating *>a.h0
     cdef floating *apack
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
         return 0
-    if t < a.steps - 1:
-        step_product(w, n, dgh + (t + 1) * n * g3, g3, carry, hid, j0, j1, True, s & 1, apack)
-    if floating is float:
-        fnn_gru_cell_backward_f32(n, hid, j0, j1, gates + t * n * g3, ghn + t * nh, h_prev,
-                                  <const float *>gr.grad_hs + t * nh, carry, t < a.steps - 1,
-                                  dgi + t * n * g3, dgh + t * n * g3, bsum)
-    else:
-        fnn_gru_cell_backward_f64(n, hid, j0, j1, gates + t * n * g3, ghn + t * nh, h_prev,
-                                  <const double *>gr.grad_hs + t * nh, carry, t < a.steps - 1,
-                                  dgi + t * n * g3, dgh + t * n * g3, bsum)
+    if m_next > 0:
+        step_product(w, m_next, dgh + 3 * step_start(a.offs, n, t + 1) * hid, g3, carry, hid, j0, j1, True, s & 1,
+                     apack)
+    gru_cell_backward_rows(0, m_next, True, hid, j0, j1, gates + 3 * first, ghn + first, h_prev,
+                           <const floating *>gr.grad_hs + first, carry, dgi + 3 * first, dgh + 3 * first, bsum)
+    gru_cell_backward_rows(m_next, m, False, hid, j0, j1, gates + 3 * first, ghn + first, h_prev,
+                           <const floating *>gr.grad_hs + first, carry, dgi + 3 * first, dgh + 3 * first, bsum)
     return 0
+
+
+cdef inline void gru_cell_backward_rows(fnn_int r0, fnn_int r1, bint has_carry, fnn_int hid, fnn_int j0,
+                                        fnn_int j1, const floating *gates, const floating *ghn,
+                                        const floating *h_prev, const floating *grad_h, floating *carry,
+                                        floating *dgi, floating *dgh, double *bsum) noexcept nogil:
+    """The cell's backward for rows [r0, r1) of one step (pointers at the step's row 0)."""
+    cdef fnn_int s = r0 * hid
+    if r1 <= r0:
+        return
+    if floating is float:
+        fnn_gru_cell_backward_f32(r1 - r0, hid, j0, j1, gates + 3 * s, ghn + s, h_prev + s if h_prev != NULL else NULL,
+                                  grad_h + s, carry + s, has_carry, dgi + 3 * s, dgh + 3 * s, bsum)
+    else:
+        fnn_gru_cell_backward_f64(r1 - r0, hid, j0, j1, gates + 3 * s, ghn + s, h_prev + s if h_prev != NULL else NULL,
+                                  grad_h + s, carry + s, has_carry, dgi + 3 * s, dgh + 3 * s, bsum)
 
 
 cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *dtype_tag) noexcept nogil:
     cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, nh = a.n * a.hid, g3 = 3 * a.hid
+    cdef fnn_int rows = a.rows
     cdef StepWeights w
     cdef char *cursor
     cdef floating *gates
@@ -202,14 +236,14 @@ cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *
     step_weights_init(&w, dtype_tag, n, g3, hid, 1)
     cursor = <char *>fnn_thread_scratch(
         FNN_SCRATCH_SHARED, carve_bytes(w.block_elems, sizeof(floating))
-        + carve_bytes(steps * n * g3, sizeof(floating)) * (4 if a.gates == NULL else 2)
-        + (carve_bytes(steps * nh, sizeof(floating)) if a.gates == NULL else 0)
+        + carve_bytes(rows * g3, sizeof(floating)) * (4 if a.gates == NULL else 2)
+        + (carve_bytes(rows * hid, sizeof(floating)) if a.gates == NULL else 0)
         + 2 * carve_bytes(nh, sizeof(floating)) + carve_bytes(4 * hid, sizeof(double)))
     if cursor == NULL:
         return -1
     packed = <floating *>carve(&cursor, w.block_elems, sizeof(floating))
-    dgi = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
-    dgh = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
+    dgi = <floating *>carve(&cursor, rows * g3, sizeof(floating))
+    dgh = <floating *>carve(&cursor, rows * g3, sizeof(floating))
     carry = <floating *>carve(&cursor, nh, sizeof(floating))
     zeros = <floating *>carve(&cursor, nh, sizeof(floating))
     bsum = <double *>carve(&cursor, 4 * hid, sizeof(double))
@@ -217,9 +251,9 @@ cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *
     if a.gates != NULL:
         gates, ghn = <floating *>a.gates, <floating *>a.ghn
     else:
-        gates = <floating *>carve(&cursor, steps * n * g3, sizeof(floating))
-        ghn = <floating *>carve(&cursor, steps * nh, sizeof(floating))
-        rc = gru_recompute_gates(a, gates, ghn, <floating *>carve(&cursor, steps * n * g3, sizeof(floating)),
+        gates = <floating *>carve(&cursor, rows * g3, sizeof(floating))
+        ghn = <floating *>carve(&cursor, rows * hid, sizeof(floating))
+        rc = gru_recompute_gates(a, gates, ghn, <floating *>carve(&cursor, rows * g3, sizeof(floating)),
                                  h0 if (h0 != NULL or all_finite(w_hh, g3 * hid)) else zeros)
         if rc != 0:
             return rc
@@ -250,13 +284,13 @@ cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *
     rc = gemm_parallel(n, hid, g3, dgh, g3, 1, w_hh, hid, 1, <floating *>gr.grad_h0, hid, FNN_ACCUMULATE,
                        <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(steps * n, inp, g3, dgi, g3, 1, <const floating *>a.w_ih, inp, 1,
+        rc = gemm_parallel(rows, inp, g3, dgi, g3, 1, <const floating *>a.w_ih, inp, 1,
                            <floating *>gr.grad_x, inp, 0, <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(g3, inp, steps * n, dgi, 1, g3, <const floating *>a.x, inp, 1,
+        rc = gemm_parallel(g3, inp, rows, dgi, 1, g3, <const floating *>a.x, inp, 1,
                            <floating *>gr.grad_w_ih, inp, 0, <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(g3, hid, (steps - 1) * n, dgh + n * g3, 1, g3, <const floating *>a.hs, hid, 1,
+        rc = gemm_parallel(g3, hid, rows - n, dgh + n * g3, 1, g3, <const floating *>a.hprev, hid, 1,
                            <floating *>gr.grad_w_hh, hid, 0, <const floating *>NULL, a.nthreads)
     if rc == 0 and h0 == NULL and not all_finite(dgh, n * g3):
         h0 = zeros
@@ -266,15 +300,28 @@ cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *
     return rc
 
 
+cdef void gru_call_layout(GruCall *a, cnp.ndarray x, cnp.ndarray hs, object offs, object hprev):
+    a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
+    a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
+    a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
+    a.rank, a.hs_out = NULL, NULL
+
+
 def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs, gates, ghn,
-                int num_threads):
+                int num_threads, offs=None, rank=None, hs_out=None):
     """hs (T, N, H) = every hidden state. bias (3H,): b_ih + b_hh in the r and z parts, b_in in
     the n part (or None); b_hn (H,) or None. gates (T, N, 3H) and ghn (T, N, H), both or
     neither, receive what the backward needs (else scratch is used). All C-contiguous, one
-    dtype, T, N, H >= 1."""
+    dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
+    sequence_layout): x, hs, gates and ghn then hold the live rows only, h0 (N, H) in the same
+    (longest first) order; hs_out (T, N, H), if given, receives hs unpacked into the batch's
+    order (sequence b at sorted position rank[b]), zeros past each sequence's end, hs then
+    being scratch of 2N rows (a ring of two steps)."""
     cdef GruCall a
     cdef int rc
-    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    gru_call_layout(&a, x, hs, offs, None)
+    if rank is not None:
+        a.rank, a.hs_out = <const fnn_int *>(<cnp.ndarray>rank).data, <void *>data_or_null(hs_out)
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
@@ -291,14 +338,17 @@ def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_h
 
 def gru_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, ghn, cnp.ndarray w_ih,
                  cnp.ndarray w_hh, bias, b_hn, cnp.ndarray grad_x, cnp.ndarray grad_h0, cnp.ndarray grad_w_ih,
-                 cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih, cnp.ndarray grad_b_hh, int num_threads):
+                 cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih, cnp.ndarray grad_b_hh, int num_threads, offs=None,
+                 hprev=None):
     """BPTT into preallocated outputs. gates, ghn: what gru_forward(gates=..., ghn=...) filled,
     or None to recompute them from hs (and bias, b_hn, only then read). All C-contiguous, one
-    dtype, T, N, H >= 1."""
+    dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
+    sequence_layout) of grad_hs, x, hs, gates, ghn and grad_x, with h0 and grad_h0 (N, H) in its
+    order; hprev (R - N, H) then holds the previous state of every row after step 0's."""
     cdef GruCall a
     cdef GruGrads g
     cdef int rc
-    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    gru_call_layout(&a, x, hs, offs, hprev)
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)

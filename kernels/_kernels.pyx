@@ -46,6 +46,9 @@ include "_conv_fastpath.pxi"
 # conv_transpose2d (and conv1d) run on conv2d's entry points; the transposed forward's bias.
 include "_conv_transpose.pxi"
 
+# Variable-length batches: the packed layout's plan and row moves (all three recurrent families).
+include "_lengths.pxi"
+
 # Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"
 include "_rnn_fastpath.pxi"

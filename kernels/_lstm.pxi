@@ -5,6 +5,16 @@
 
 cdef struct LstmCall:
     fnn_int steps, n, inp, hid
+    const fnn_int *offs      # NULL: every step N rows; else the packed layout of variable
+                             # lengths (see step_start, sequence_layout): the live rows only
+    fnn_int rows             # rows in all: T N, or offs[T]
+    const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
+                             # read by the backward (hs itself when offs is NULL)
+    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
+    void *hs_out             # b at sorted position rank[b]; hs_out, cs_out (T, N, H) or NULL.
+    void *cs_out             # With hs_out, hs and cs are rings of two steps (2N rows): step t's
+                             # states at rows (t % 2) N.., the packed copies needed only until
+                             # the next step
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *c0           # (N, H), or NULL: zeros
@@ -32,28 +42,38 @@ cdef struct LstmGrads:
 cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *gates, const floating *h0,
                            fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
     """Units [j0, j1) of step t: gates[t] += h_{t-1} @ w_hh^T, then the cell update."""
-    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid
+    cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
+    cdef fnn_int first = step_start(a.offs, a.n, t) * hid
+    cdef fnn_int before = step_start(a.offs, a.n, t - 1) * hid if t > 0 else 0
+    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
     cdef floating *hs = <floating *>a.hs
     cdef floating *cs = <floating *>a.cs
-    cdef floating *g = gates + t * n * 4 * hid
-    cdef const floating *h_prev = hs + (t - 1) * nh if t > 0 else h0
-    cdef const floating *c_prev = cs + (t - 1) * nh if t > 0 else <const floating *>a.c0
+    cdef floating *g = gates + 4 * first
+    cdef const floating *h_prev
+    cdef const floating *c_prev
     cdef floating *apack
+    if a.hs_out != NULL:  # the ring: the other half holds step t-1
+        before = ((t - 1) & 1) * n * hid
+    h_prev = hs + before if t > 0 else h0
+    c_prev = cs + before if t > 0 else <const floating *>a.c0
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
         return 0
     if h_prev != NULL:
-        step_product(w, n, h_prev, hid, g, 4 * hid, j0, j1, True, t & 1, apack)
+        step_product(w, m, h_prev, hid, g, 4 * hid, j0, j1, True, t & 1, apack)
     if floating is float:
-        fnn_lstm_cell_f32(n, hid, j0, j1, g, c_prev, cs + t * nh, hs + t * nh)
+        fnn_lstm_cell_f32(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
     else:
-        fnn_lstm_cell_f64(n, hid, j0, j1, g, c_prev, cs + t * nh, hs + t * nh)
+        fnn_lstm_cell_f64(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
+    if a.hs_out != NULL:
+        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+        unpack_step(cs + here, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
 cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept nogil:
-    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid, rows = a.rows
     cdef StepWeights w
     cdef char *cursor
     cdef floating *gates
@@ -68,19 +88,19 @@ cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept
     step_weights_init(&w, dtype_tag, n, hid, hid, 4)
     cursor = <char *>fnn_thread_scratch(
         FNN_SCRATCH_SHARED, carve_bytes(4 * w.block_elems, sizeof(floating)) + carve_bytes(n * hid, sizeof(floating))
-        + (carve_bytes(steps * n * g4, sizeof(floating)) if a.gates == NULL else 0))
+        + (carve_bytes(rows * g4, sizeof(floating)) if a.gates == NULL else 0))
     if cursor == NULL:
         return -1
     packed = <floating *>carve(&cursor, 4 * w.block_elems, sizeof(floating))
     zeros = <floating *>carve(&cursor, n * hid, sizeof(floating))
-    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+    gates = <floating *>a.gates if a.gates != NULL else <floating *>carve(&cursor, rows * g4, sizeof(floating))
     # Zeros stand for h0 = None, skipped in the product, unless w_hh holds an Inf or NaN
     # (0 * Inf is NaN, as in the oracle and PyTorch).
     if h0 == NULL and not all_finite(<const floating *>a.w_hh, g4 * hid):
         memset(zeros, 0, n * hid * sizeof(floating))
         h0 = zeros
     # the input projection of every step, both biases included
-    rc = gemm_parallel(steps * n, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+    rc = gemm_parallel(rows, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
                        gates, g4, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
     if rc != 0:
         return rc
@@ -127,18 +147,18 @@ cdef void lstm_activate_all(fnn_int rows, fnn_int hid, floating *gates, int nthr
 
 cdef int lstm_recompute_gates(const LstmCall *a, floating *gates, const floating *h0) noexcept nogil:
     """The forward's activated gates from its states: no recurrence, as h_{t-1} is known."""
-    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid
+    cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, g4 = 4 * a.hid, rows = a.rows
     cdef int rc
-    rc = gemm_parallel(steps * n, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
+    rc = gemm_parallel(rows, g4, inp, <const floating *>a.x, inp, 1, <const floating *>a.w_ih, 1, inp,
                        gates, g4, FNN_BIAS_COL if a.bias != NULL else 0, <const floating *>a.bias, a.nthreads)
-    if rc == 0 and steps > 1:
-        rc = gemm_parallel((steps - 1) * n, g4, hid, <const floating *>a.hs, hid, 1, <const floating *>a.w_hh, 1,
+    if rc == 0 and rows > n:
+        rc = gemm_parallel(rows - n, g4, hid, <const floating *>a.hprev, hid, 1, <const floating *>a.w_hh, 1,
                            hid, gates + n * g4, g4, FNN_ACCUMULATE, <const floating *>NULL, a.nthreads)
     if rc == 0 and h0 != NULL:
         rc = gemm_parallel(n, g4, hid, h0, hid, 1, <const floating *>a.w_hh, 1, hid, gates, g4, FNN_ACCUMULATE,
                            <const floating *>NULL, a.nthreads)
     if rc == 0:
-        lstm_activate_all(steps * n, hid, gates, a.nthreads)
+        lstm_activate_all(rows, hid, gates, a.nthreads)
     return rc
 
 
@@ -146,31 +166,50 @@ cdef int lstm_backward_step(const StepWeights *w, const LstmCall *a, const LstmG
                             floating *dgates, floating *rec, floating *dc, double *bsum, fnn_int s,
                             fnn_int j0, fnn_int j1) noexcept nogil:
     """Units [j0, j1) of step t = T-1-s: the gradient from step t+1 through w_hh, then the cell's
-    backward."""
-    cdef fnn_int n = a.n, hid = a.hid, nh = a.n * a.hid, g4 = 4 * a.hid
+    backward. With variable lengths, of step t's m live rows the first m_next are live at step
+    t+1 too and get its gradient; the rest end at t (their grad_c is grad_c_n's, untouched)."""
+    cdef fnn_int n = a.n, hid = a.hid, g4 = 4 * a.hid
     cdef fnn_int t = a.steps - 1 - s
+    cdef fnn_int m = step_rows(a.offs, n, t)
+    cdef fnn_int m_next = step_rows(a.offs, n, t + 1) if t < a.steps - 1 else 0
+    cdef fnn_int first = step_start(a.offs, n, t) * hid
     cdef const floating *cs = <const floating *>a.cs
-    cdef const floating *c_prev = cs + (t - 1) * nh if t > 0 else <const floating *>a.c0
-    cdef const floating *rec_in = NULL
+    cdef const floating *c_prev = cs + step_start(a.offs, n, t - 1) * hid if t > 0 else <const floating *>a.c0
     cdef floating *apack
     if step_apack(w, n, &apack) != 0:
         return -1
     if j0 >= j1:
         return 0
-    if t < a.steps - 1:
-        step_product(w, n, dgates + (t + 1) * n * g4, g4, rec, hid, j0, j1, False, s & 1, apack)
-        rec_in = rec
-    if floating is float:
-        fnn_lstm_cell_backward_f32(n, hid, j0, j1, gates + t * n * g4, c_prev, cs + t * nh,
-                                   <const float *>gr.grad_hs + t * nh, rec_in, dc, dgates + t * n * g4, bsum)
-    else:
-        fnn_lstm_cell_backward_f64(n, hid, j0, j1, gates + t * n * g4, c_prev, cs + t * nh,
-                                   <const double *>gr.grad_hs + t * nh, rec_in, dc, dgates + t * n * g4, bsum)
+    if m_next > 0:
+        step_product(w, m_next, dgates + 4 * step_start(a.offs, n, t + 1) * hid, g4, rec, hid, j0, j1, False,
+                     s & 1, apack)
+    lstm_cell_backward_rows(0, m_next, hid, j0, j1, gates + 4 * first, c_prev, cs + first,
+                            <const floating *>gr.grad_hs + first, rec, dc, dgates + 4 * first, bsum)
+    lstm_cell_backward_rows(m_next, m, hid, j0, j1, gates + 4 * first, c_prev, cs + first,
+                            <const floating *>gr.grad_hs + first, NULL, dc, dgates + 4 * first, bsum)
     return 0
+
+
+cdef inline void lstm_cell_backward_rows(fnn_int r0, fnn_int r1, fnn_int hid, fnn_int j0, fnn_int j1,
+                                         const floating *gates, const floating *c_prev, const floating *c,
+                                         const floating *grad_h, const floating *rec, floating *dc,
+                                         floating *dgates, double *bsum) noexcept nogil:
+    """The cell's backward for rows [r0, r1) of one step (pointers at the step's row 0; rec
+    NULL: no gradient from the next step)."""
+    cdef fnn_int s = r0 * hid
+    if r1 <= r0:
+        return
+    if floating is float:
+        fnn_lstm_cell_backward_f32(r1 - r0, hid, j0, j1, gates + 4 * s, c_prev + s if c_prev != NULL else NULL,
+                                   c + s, grad_h + s, rec + s if rec != NULL else NULL, dc + s, dgates + 4 * s, bsum)
+    else:
+        fnn_lstm_cell_backward_f64(r1 - r0, hid, j0, j1, gates + 4 * s, c_prev + s if c_prev != NULL else NULL,
+                                   c + s, grad_h + s, rec + s if rec != NULL else NULL, dc + s, dgates + 4 * s, bsum)
 
 
 cdef int lstm_backward_run(const LstmCall *a, const LstmGrads *gr, const floating *dtype_tag) noexcept nogil:
     cdef fnn_int steps = a.steps, n = a.n, inp = a.inp, hid = a.hid, nh = a.n * a.hid, g4 = 4 * a.hid
+    cdef fnn_int rows = a.rows
     cdef StepWeights w
     cdef char *cursor
     cdef floating *gates
@@ -191,12 +230,12 @@ cdef int lstm_backward_run(const LstmCall *a, const LstmGrads *gr, const floatin
     step_weights_init(&w, dtype_tag, n, g4, hid, 1)
     cursor = <char *>fnn_thread_scratch(
         FNN_SCRATCH_SHARED, carve_bytes(w.block_elems, sizeof(floating))
-        + carve_bytes(steps * n * g4, sizeof(floating)) * (2 if a.gates == NULL else 1)
+        + carve_bytes(rows * g4, sizeof(floating)) * (2 if a.gates == NULL else 1)
         + 3 * carve_bytes(nh, sizeof(floating)) + carve_bytes(g4, sizeof(double)))
     if cursor == NULL:
         return -1
     packed = <floating *>carve(&cursor, w.block_elems, sizeof(floating))
-    dgates = <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+    dgates = <floating *>carve(&cursor, rows * g4, sizeof(floating))
     rec = <floating *>carve(&cursor, nh, sizeof(floating))
     dc = <floating *>carve(&cursor, nh, sizeof(floating))
     zeros = <floating *>carve(&cursor, nh, sizeof(floating))
@@ -205,7 +244,7 @@ cdef int lstm_backward_run(const LstmCall *a, const LstmGrads *gr, const floatin
     if a.gates != NULL:
         gates = <floating *>a.gates
     else:
-        gates = <floating *>carve(&cursor, steps * n * g4, sizeof(floating))
+        gates = <floating *>carve(&cursor, rows * g4, sizeof(floating))
         rc = lstm_recompute_gates(a, gates, h0 if (h0 != NULL or all_finite(w_hh, g4 * hid)) else zeros)
         if rc != 0:
             return rc
@@ -237,13 +276,13 @@ cdef int lstm_backward_run(const LstmCall *a, const LstmGrads *gr, const floatin
     rc = gemm_parallel(n, hid, g4, dgates, g4, 1, w_hh, hid, 1, <floating *>gr.grad_h0, hid, 0,
                        <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(steps * n, inp, g4, dgates, g4, 1, <const floating *>a.w_ih, inp, 1,
+        rc = gemm_parallel(rows, inp, g4, dgates, g4, 1, <const floating *>a.w_ih, inp, 1,
                            <floating *>gr.grad_x, inp, 0, <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(g4, inp, steps * n, dgates, 1, g4, <const floating *>a.x, inp, 1,
+        rc = gemm_parallel(g4, inp, rows, dgates, 1, g4, <const floating *>a.x, inp, 1,
                            <floating *>gr.grad_w_ih, inp, 0, <const floating *>NULL, a.nthreads)
     if rc == 0:
-        rc = gemm_parallel(g4, hid, (steps - 1) * n, dgates + n * g4, 1, g4, <const floating *>a.hs, hid, 1,
+        rc = gemm_parallel(g4, hid, rows - n, dgates + n * g4, 1, g4, <const floating *>a.hprev, hid, 1,
                            <floating *>gr.grad_w_hh, hid, 0, <const floating *>NULL, a.nthreads)
     if rc == 0 and h0 == NULL and not all_finite(dgates, n * g4):
         h0 = zeros
@@ -257,14 +296,29 @@ cdef inline const void *data_or_null(object a):
     return NULL if a is None else <const void *>(<cnp.ndarray>a).data
 
 
+cdef void call_layout(LstmCall *a, cnp.ndarray x, cnp.ndarray hs, object offs, object hprev):
+    a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
+    a.rank, a.hs_out, a.cs_out = NULL, NULL, NULL
+    a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
+    a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
+
+
 def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs, cnp.ndarray cs,
-                 gates, int num_threads):
+                 gates, int num_threads, offs=None, rank=None, hs_out=None, cs_out=None):
     """hs, cs (T, N, H) = every hidden and cell state; bias is b_ih + b_hh (or None); gates, if
     not None, (T, N, 4H) receives the activated gates (else scratch is used). All C-contiguous,
-    one dtype, T, N, H >= 1."""
+    one dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
+    sequence_layout): x, hs, cs and gates then hold the live rows only (R rows, at least
+    offs[T]), h0 and c0 (N, H) in the same (longest first) order; hs_out and cs_out (T, N, H),
+    both or neither, receive hs and cs unpacked into the batch's order (sequence b at sorted
+    position rank[b]), zeros past each sequence's end, hs and cs then being scratch of 2N rows
+    (a ring of two steps)."""
     cdef LstmCall a
     cdef int rc
-    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    call_layout(&a, x, hs, offs, None)
+    if rank is not None:
+        a.rank = <const fnn_int *>(<cnp.ndarray>rank).data
+        a.hs_out, a.cs_out = <void *>data_or_null(hs_out), <void *>data_or_null(cs_out)
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads
@@ -281,13 +335,16 @@ def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias
 def lstm_backward(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndarray hs, cnp.ndarray cs, gates,
                   cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
                   cnp.ndarray grad_c0, cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b,
-                  int num_threads):
+                  int num_threads, offs=None, hprev=None):
     """BPTT into preallocated outputs. gates: what lstm_forward(gates=...) filled, or None to
-    recompute them from hs (and bias, only then read). All C-contiguous, one dtype, T, N, H >= 1."""
+    recompute them from hs (and bias, only then read). All C-contiguous, one dtype, T, N, H >= 1.
+    offs: None, or the packed layout of variable lengths (see sequence_layout) of grad_hs, x,
+    hs, cs, gates and grad_x, with h0, c0, grad_c_n, grad_h0 and grad_c0 (N, H) in its order;
+    hprev (R - N, H) then holds the previous hidden state of every row after step 0's."""
     cdef LstmCall a
     cdef LstmGrads g
     cdef int rc
-    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    call_layout(&a, x, hs, offs, hprev)
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads

@@ -36,6 +36,17 @@ cdef inline void activation_grad(floating *dz, const floating *h, fnn_int count,
                 dz[i] = 0
 
 
+cdef inline fnn_int step_start(const fnn_int *offs, fnn_int n, fnn_int t) noexcept nogil:
+    """The first row of step t: every step has n rows, or (variable lengths, packed) step t has
+    rows offs[t] .. offs[t + 1] - 1, the live sequences, longest first."""
+    return offs[t] if offs != NULL else t * n
+
+
+cdef inline fnn_int step_rows(const fnn_int *offs, fnn_int n, fnn_int t) noexcept nogil:
+    """How many rows step t has (see step_start)."""
+    return offs[t + 1] - offs[t] if offs != NULL else n
+
+
 cdef inline fnn_int packed_b_elems(const Tiling *t, fnn_int k, fnn_int n) noexcept nogil:
     return round_up(n, t.nr) * k
 
@@ -84,13 +95,14 @@ cdef void product_with_packed_b(const Tiling *t, fnn_int m, fnn_int n, fnn_int k
                   c + jc, ldc, FNN_ACCUMULATE, NULL)
 
 
-cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, fnn_int hid, fnn_int cur,
+cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, fnn_int cur,
                       const floating *h0, const floating *bpacked, floating *out, int act,
-                      bint forward, fnn_int c0, fnn_int c1) noexcept nogil:
+                      bint forward, fnn_int c0, fnn_int c1, const fnn_int *rank, floating *padded) noexcept nogil:
     """Columns [c0, c1) of one step of the recurrence (see `recurrence`). Returns -1 when
     scratch memory could not be had."""
-    cdef fnn_int nh = n * hid
     cdef fnn_int prev = cur - 1 if forward else cur + 1
+    cdef fnn_int rows = step_rows(offs, n, cur)
+    cdef fnn_int m = rows
     cdef const floating *h_prev = NULL
     cdef floating *apack = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN,
                                                           round_up(n, t.mr) * t.kc * sizeof(floating))
@@ -99,28 +111,36 @@ cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, fnn_int hid, fn
     if c0 >= c1:
         return 0
     if 0 <= prev < steps:
-        h_prev = out + prev * nh
+        h_prev = out + step_start(offs, n, prev) * hid
+        if not forward:  # only the sequences still live at step prev pass a gradient back
+            m = step_rows(offs, n, prev)
     elif forward:
         h_prev = h0
     if h_prev != NULL:
-        product_with_packed_b(t, n, hid, hid, h_prev, hid, bpacked, out + cur * nh, hid, c0, c1, apack)
+        product_with_packed_b(t, m, hid, hid, h_prev, hid, bpacked, out + step_start(offs, n, cur) * hid, hid,
+                              c0, c1, apack)
     if forward:
-        activate(out + cur * nh, n, hid, c0, c1, act)
+        activate(out + step_start(offs, n, cur) * hid, rows, hid, c0, c1, act)
+        if padded != NULL:
+            unpack_step(out + step_start(offs, n, cur) * hid, rows, n, rank, padded + cur * n * hid, hid, c0, c1)
     return 0
 
 
-cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, const floating *b_src,
-                    fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
-                    bint forward, int nthreads) noexcept nogil:
+cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, const floating *h0,
+                    const floating *b_src, fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
+                    bint forward, int nthreads, const fnn_int *rank, floating *padded) noexcept nogil:
     """The serial chain over time shared by the forward pass and BPTT.
 
     forward: out[t] (pre-filled with the input projection) += out[t-1] @ B (h0 for t = 0,
     skipped when NULL), then act. backward: out[t] = grad_hs[t] + out[t+1] @ B, then times
     act'(hs[t]), with the hidden states hs passed as h0. B (hid x hid) is read through strides
-    b_rs, b_cs and packed once for every step."""
+    b_rs, b_cs and packed once for every step. offs: NULL (n rows a step), or the packed
+    layout of variable lengths (see step_start): each step then runs over its live rows only;
+    with rank (sequence b at sorted position rank[b]), padded (forward) receives each step's
+    states unpacked (see unpack_step), and the backward reads grad_hs and hs (h0) padded,
+    (T, N, H) in batch order, each step's live rows straight into place."""
     cdef Tiling t = active_tiling(out)
-    cdef fnn_int nh = n * hid
-    cdef fnn_int step, cur, width
+    cdef fnn_int step, cur, width, first, rows, b
     cdef floating *bpacked
     cdef int team = nthreads
     cdef int failed = 0
@@ -136,22 +156,31 @@ cdef int recurrence(fnn_int steps, fnn_int n, fnn_int hid, const floating *h0, c
     width = round_up(ceil_div(hid, max(team, 1)), t.nr)
     for step in range(steps):
         cur = step if forward else steps - 1 - step
-        if not forward:
-            memcpy(out + cur * nh, grad_hs + cur * nh, nh * sizeof(floating))
+        first = step_start(offs, n, cur) * hid
+        rows = step_rows(offs, n, cur)
+        if not forward and rank == NULL:
+            memcpy(out + first, grad_hs + first, rows * hid * sizeof(floating))
+        elif not forward:
+            pack_step(grad_hs + cur * n * hid, rows, n, rank, out + first, hid)
         if team <= 1:
-            if step_columns(&t, steps, n, hid, cur, h0, bpacked, out, act, forward, 0, hid) != 0:
+            if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward, 0, hid, rank,
+                            padded) != 0:
                 return -1
         else:
             with parallel(num_threads=team):
                 _note_team()
-                if step_columns(&t, steps, n, hid, cur, h0, bpacked, out, act, forward,
+                if step_columns(&t, steps, n, offs, hid, cur, h0, bpacked, out, act, forward,
                                 min(hid, omp_get_thread_num() * width),
-                                min(hid, (omp_get_thread_num() + 1) * width)) != 0:
+                                min(hid, (omp_get_thread_num() + 1) * width), rank, padded) != 0:
                     failed_p[0] = 1
             if failed:
                 return -1
-        if not forward:
-            activation_grad(out + cur * nh, h0 + cur * nh, nh, act)
+        if not forward and rank == NULL:
+            activation_grad(out + first, h0 + first, rows * hid, act)
+        elif not forward:
+            for b in range(n):
+                if rank[b] < rows:
+                    activation_grad(out + first + rank[b] * hid, h0 + (cur * n + b) * hid, hid, act)
     return 0
 
 
@@ -162,42 +191,71 @@ cdef bint array_all_finite(cnp.ndarray a, fnn_int offset, fnn_int count):
     return fnn_all_finite_f64(<double *>a.data + offset, count) != 0
 
 
-cdef cnp.ndarray zeros_like_state(cnp.ndarray hs):
+cdef cnp.ndarray zeros_like_state(cnp.ndarray hs, fnn_int n):
     """Zeros of one step's state (N, H): h0 = None stands for these. Multiplying them by an Inf
     or NaN gives NaN, as in the oracle and PyTorch, so they cannot just be skipped then."""
     cdef cnp.npy_intp dims[2]
-    dims[0] = hs.shape[1]
-    dims[1] = hs.shape[2]
+    dims[0] = n
+    dims[1] = hs.shape[hs.ndim - 1]
     return cnp.PyArray_ZEROS(2, dims, cnp.PyArray_TYPE(hs), 0)
 
 
+cdef fnn_int sequence_layout(cnp.ndarray states, object offs, fnn_int *steps, fnn_int *n,
+                             const fnn_int **offp):
+    """(steps, batch, offsets) of a driver call; returns its rows in all. offs None: states is
+    (T, N, H), every step N rows. Else offs (T + 1,) intp holds the packed layout of variable
+    lengths (see step_start): states is (R, H), R >= offs[T] rows, step t's live rows at
+    offs[t] .. offs[t + 1] - 1, longest sequence first, N = offs[1] (every sequence is live at
+    step 0)."""
+    cdef cnp.ndarray o
+    if offs is None:
+        steps[0], n[0], offp[0] = states.shape[0], states.shape[1], NULL
+        return steps[0] * n[0]
+    o = <cnp.ndarray>offs
+    offp[0] = <const fnn_int *>o.data
+    steps[0] = o.shape[0] - 1
+    n[0] = offp[0][1] - offp[0][0] if steps[0] > 0 else 0
+    return offp[0][steps[0]]
+
+
 def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
-                bint relu, int num_threads):
-    """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous."""
-    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+                bint relu, int num_threads, offs=None, rank=None, padded=None):
+    """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous.
+    offs: None, or the packed layout of variable lengths (see sequence_layout): x (R, I) and
+    hs (R, H) then hold the live rows only, h0 (N, H) in the same (longest first) order, and
+    padded (T, N, H), if given, receives hs unpacked into the batch's order (sequence b at
+    sorted position rank[b]), zeros past each sequence's end."""
+    cdef fnn_int steps, n
+    cdef const fnn_int *offp
+    cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
+    cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a, ba = bias
+    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
+    cdef void *paddedp = NULL if padded is None else <void *>(<cnp.ndarray>padded).data
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int flags = FNN_BIAS_COL if bias is not None else 0
     cdef int rc = 0
     if h0 is None and not array_all_finite(w_hh, 0, hid * hid):
-        h0 = zeros_like_state(hs)
+        h0 = zeros_like_state(hs, n)
     h0a = h0
     if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
         with nogil:
-            rc = gemm_parallel(steps * n, hid, inp, <float *>x.data, inp, 1, <float *>w_ih.data, 1, inp,
+            rc = gemm_parallel(rows, hid, inp, <float *>x.data, inp, 1, <float *>w_ih.data, 1, inp,
                                <float *>hs.data, hid, flags, <float *>ba.data if bias is not None else NULL,
                                num_threads)
             if rc == 0:
-                rc = recurrence(steps, n, hid, <float *>h0a.data if h0 is not None else NULL,
-                                <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads)
+                rc = recurrence(steps, n, offp, hid, <float *>h0a.data if h0 is not None else NULL,
+                                <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads,
+                                rankp, <float *>paddedp)
     else:
         with nogil:
-            rc = gemm_parallel(steps * n, hid, inp, <double *>x.data, inp, 1, <double *>w_ih.data, 1, inp,
+            rc = gemm_parallel(rows, hid, inp, <double *>x.data, inp, 1, <double *>w_ih.data, 1, inp,
                                <double *>hs.data, hid, flags, <double *>ba.data if bias is not None else NULL,
                                num_threads)
             if rc == 0:
-                rc = recurrence(steps, n, hid, <double *>h0a.data if h0 is not None else NULL,
-                                <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads)
+                rc = recurrence(steps, n, offp, hid, <double *>h0a.data if h0 is not None else NULL,
+                                <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads,
+                                rankp, <double *>paddedp)
     if rc != 0:
         raise MemoryError("fastnn.rnn_forward: could not allocate packing buffers")
     return hs
@@ -205,37 +263,47 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
 
 def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
                  cnp.ndarray w_hh, bint relu, cnp.ndarray dz, cnp.ndarray grad_x, cnp.ndarray grad_h0,
-                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads):
+                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads, offs=None, hprev=None, rank=None):
     """BPTT into preallocated C-contiguous outputs; dz (T, N, H) receives the gradient at
-    every step's pre-activation (its sum over T and N is grad_b, taken by the caller)."""
-    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+    every step's pre-activation (its sum over T and N is grad_b, taken by the caller).
+    offs: None, or the packed layout of variable lengths (see sequence_layout) of grad_hs, x,
+    hs, dz and grad_x, with h0 and grad_h0 (N, H) in its order; hprev (R - N, H) then holds
+    each live row's previous state (offs[1].. : the rows of steps 1..), which for offs None
+    is hs itself. rank (with offs): grad_hs and hs are then padded (T, N, H), in batch order,
+    sequence b at sorted position rank[b], read in place (their live rows only)."""
+    cdef fnn_int steps, n
+    cdef const fnn_int *offp
+    cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
+    cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a
+    cdef cnp.ndarray hp = hs if hprev is None else hprev
+    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int rc = 0
     cdef bint is_f32 = cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32
     # The chain backwards: dz[t] = (grad_hs[t] + dz[t+1] @ w_hh) * act'(hs[t]).
     if is_f32:
         with nogil:
-            rc = recurrence(steps, n, hid, <float *>hs.data, <float *>w_hh.data, hid, 1, <float *>dz.data,
-                            <float *>grad_hs.data, act, False, num_threads)
+            rc = recurrence(steps, n, offp, hid, <float *>hs.data, <float *>w_hh.data, hid, 1, <float *>dz.data,
+                            <float *>grad_hs.data, act, False, num_threads, rankp, <float *>NULL)
     else:
         with nogil:
-            rc = recurrence(steps, n, hid, <double *>hs.data, <double *>w_hh.data, hid, 1, <double *>dz.data,
-                            <double *>grad_hs.data, act, False, num_threads)
+            rc = recurrence(steps, n, offp, hid, <double *>hs.data, <double *>w_hh.data, hid, 1, <double *>dz.data,
+                            <double *>grad_hs.data, act, False, num_threads, rankp, <double *>NULL)
     if rc == 0 and h0 is None and steps > 0 and not array_all_finite(dz, 0, n * hid):
-        h0 = zeros_like_state(hs)
+        h0 = zeros_like_state(hs, n)
     h0a = h0
     if rc == 0 and is_f32:
         with nogil:
-            rc = weight_grads(steps, n, hid, inp, <float *>x.data,
-                              <float *>h0a.data if h0 is not None else NULL, <float *>hs.data,
+            rc = weight_grads(rows, n, hid, inp, <float *>x.data,
+                              <float *>h0a.data if h0 is not None else NULL, <float *>hp.data,
                               <float *>w_ih.data, <float *>w_hh.data, <float *>dz.data,
                               <float *>grad_x.data, <float *>grad_h0.data, <float *>grad_w_ih.data,
                               <float *>grad_w_hh.data, num_threads)
     elif rc == 0:
         with nogil:
-            rc = weight_grads(steps, n, hid, inp, <double *>x.data,
-                              <double *>h0a.data if h0 is not None else NULL, <double *>hs.data,
+            rc = weight_grads(rows, n, hid, inp, <double *>x.data,
+                              <double *>h0a.data if h0 is not None else NULL, <double *>hp.data,
                               <double *>w_ih.data, <double *>w_hh.data, <double *>dz.data,
                               <double *>grad_x.data, <double *>grad_h0.data, <double *>grad_w_ih.data,
                               <double *>grad_w_hh.data, num_threads)
@@ -243,27 +311,29 @@ def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.nda
         raise MemoryError("fastnn.rnn_backward: could not allocate packing buffers")
 
 
-cdef int weight_grads(fnn_int steps, fnn_int n, fnn_int hid, fnn_int inp, const floating *x,
-                      const floating *h0, const floating *hs, const floating *w_ih,
+cdef int weight_grads(fnn_int rows, fnn_int n, fnn_int hid, fnn_int inp, const floating *x,
+                      const floating *h0, const floating *hprev, const floating *w_ih,
                       const floating *w_hh, const floating *dz, floating *grad_x, floating *grad_h0,
                       floating *grad_w_ih, floating *grad_w_hh, int nthreads) noexcept nogil:
-    """Everything BPTT needs once dz is known, each as one GEMM over all steps at once."""
+    """Everything BPTT needs once dz is known, each as one GEMM over all (live) rows at once:
+    rows in all, the first n of them step 0's; hprev holds the previous state of every later
+    row (hs[:-1] when every step has n rows)."""
     cdef fnn_int nh = n * hid
     cdef int rc = 0
     # grad_h0 = dz[0] @ w_hh
-    if steps > 0:
+    if rows > 0:
         rc = gemm_parallel(n, hid, hid, dz, hid, 1, w_hh, hid, 1, grad_h0, hid, 0, <floating *>NULL, nthreads)
     else:
         memset(grad_h0, 0, nh * sizeof(floating))
     # grad_x = dz @ w_ih, grad_w_ih = dz^T x, grad_w_hh = dz^T [h0, hs[:-1]].
     if rc == 0:
-        rc = gemm_parallel(steps * n, inp, hid, dz, hid, 1, w_ih, inp, 1, grad_x, inp, 0, <floating *>NULL, nthreads)
+        rc = gemm_parallel(rows, inp, hid, dz, hid, 1, w_ih, inp, 1, grad_x, inp, 0, <floating *>NULL, nthreads)
     if rc == 0:
-        rc = gemm_parallel(hid, inp, steps * n, dz, 1, hid, x, inp, 1, grad_w_ih, inp, 0, <floating *>NULL, nthreads)
+        rc = gemm_parallel(hid, inp, rows, dz, 1, hid, x, inp, 1, grad_w_ih, inp, 0, <floating *>NULL, nthreads)
     if rc == 0:
-        rc = gemm_parallel(hid, hid, (steps - 1) * n if steps > 0 else 0, dz + nh, 1, hid, hs, hid, 1,
+        rc = gemm_parallel(hid, hid, rows - n if rows > 0 else 0, dz + nh, 1, hid, hprev, hid, 1,
                            grad_w_hh, hid, 0, <floating *>NULL, nthreads)
-    if rc == 0 and h0 != NULL and steps > 0:
+    if rc == 0 and h0 != NULL and rows > 0:
         rc = gemm_parallel(hid, hid, n, dz, 1, hid, h0, hid, 1, grad_w_hh, hid, FNN_ACCUMULATE,
                            <floating *>NULL, nthreads)
     return rc

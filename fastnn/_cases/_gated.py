@@ -7,6 +7,10 @@ one-layer `fastnn.LSTM` / `GRU` layer (which keeps the gates for its backward, a
 does); `bwd`, BPTT alone (`<family>_backward`, which recomputes the gates); `step` and
 `stepbwd`, one step and its gradients. PyTorch runs the same numbers through torch.nn.LSTM / GRU (forward under no_grad,
 forward + backward through autograd) and torch.nn.LSTMCell / GRUCell.
+
+Variable-length batches (`small_len`, `large_len`, see fastnn._cases.rnn): `fwd`, and `fwdbwd`
+through the kernels (`<family>_forward` then `<family>_backward`, which recomputes the gates:
+the layers do not take lengths yet); PyTorch through its packed sequences.
 """
 import math
 
@@ -15,7 +19,7 @@ import numpy as np
 import fastnn
 from fastnn import reference
 from fastnn._cases._case import Case, Instance, case_rng, tolerance, torch_module, uniform
-from fastnn._cases.rnn import SHAPES
+from fastnn._cases.rnn import SHAPES, length_cases
 
 F32 = np.dtype(np.float32)
 GATES = {"lstm": 4, "gru": 3}
@@ -49,7 +53,9 @@ def cases(family, build):
             shape = f"N{n} I{i} H{h}, one step" if step else f"T{t} N{n} I{i} H{h}"
             out.append(Case(family, name, direction, tuple(k.format(family=family) for k in kernels), shape,
                             params, forwards * forward_flops(family, t, n, i, h), (F32,), tags, build))
-    return out
+    kernels = {"fwd": (f"{family}_forward",), "fwdbwd": (f"{family}_forward", f"{family}_backward")}
+    return out + length_cases(family, kernels.__getitem__, lambda t, n, i, h: forward_flops(family, t, n, i, h),
+                              build_lengths(family))
 
 
 class Problem:
@@ -137,6 +143,78 @@ class Problem:
             return out, h_n, c_n
         out, h_n = module(x, states[0])
         return out, h_n
+
+
+def build_lengths(family):
+    """The builder of one family's variable-length cases: fwd (hs, and for the LSTM each
+    sequence's final cell state) and fwdbwd (the loss the sum of every real hidden state)."""
+
+    def build_case(case, dtype):
+        pb = Problem(case, dtype, family)
+        lengths = case.params["lengths"]
+        lens = np.array(lengths)
+        last = (lens - 1, np.arange(pb.n))
+        lstm = family == "lstm"
+        grad_labels = (("grad_x", "grad_h0", "grad_c0", "grad_w_ih", "grad_w_hh", "grad_b") if lstm else
+                       ("grad_x", "grad_h0", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh"))
+
+        def forward(mod, wide=False):
+            x = pb.f64["x"] if wide else pb.x
+            states, weights = (pb.states64, pb.weights64) if wide else (pb.states, pb.weights)
+            return getattr(mod, f"{family}_forward")(x, *states, *weights, lengths=lengths)
+
+        def backward(mod, fwd, wide=False):
+            x = pb.f64["x"] if wide else pb.x
+            states, weights = (pb.states64, pb.weights64) if wide else (pb.states, pb.weights)
+            ones = np.ones((pb.t, pb.n, pb.h), np.float64 if wide else dtype)
+            if lstm:
+                return mod.lstm_backward(ones, x, *states, *fwd, *weights, lengths=lengths)
+            return mod.gru_backward(ones, x, *states, fwd, *weights, lengths=lengths)
+
+        def torch_packed(grads):
+            """pack_padded_sequence(enforce_sorted=False), the module, pad_packed_sequence(total_length=T)."""
+            torch, module = pb.torch_module(cell=False)
+            from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+            tx, tl = torch.from_numpy(pb.x), torch.from_numpy(lens)
+
+            def run_module(xin, states):
+                got = pb.torch_call(module, pack_padded_sequence(xin, tl, enforce_sorted=False), states)
+                return (pad_packed_sequence(got[0], total_length=pb.t)[0],) + tuple(got[1:])
+
+            def forward_only():
+                with torch.no_grad():
+                    got = run_module(tx, pb.torch_states(torch))
+                return (got[0], got[2][0]) if lstm else (got[0],)
+
+            def forward_backward():
+                module.zero_grad(set_to_none=True)
+                xg = tx.detach().requires_grad_()
+                states = pb.torch_states(torch, requires_grad=True)
+                run_module(xg, states)[0].sum().backward()
+                biases = (module.bias_ih_l0.grad,) if lstm else (module.bias_ih_l0.grad, module.bias_hh_l0.grad)
+                return (xg.grad, *(s.grad[0] for s in states), module.weight_ih_l0.grad, module.weight_hh_l0.grad,
+                        *biases)
+            return forward_backward if grads else forward_only
+
+        if case.direction == "fwd":
+            def ours(mod, wide=False):
+                fwd = forward(mod, wide)
+                return (fwd[0], fwd[1][last]) if lstm else (fwd,)
+
+            return Instance(case, dtype, fastnn=lambda: ours(fastnn), numpy=lambda: ours(reference),
+                            torch=lambda: torch_packed(False),
+                            truth=lambda: [pb.normwise(label, w) for label, w in
+                                           zip(("hs", "c_n"), ours(reference, wide=True))])
+
+        def truth():
+            grads = backward(reference, forward(reference, wide=True), wide=True)
+            return [pb.normwise(label, g) for label, g in zip(grad_labels, grads)]
+
+        return Instance(case, dtype, fastnn=lambda: backward(fastnn, forward(fastnn)),
+                        numpy=lambda: backward(reference, forward(reference)), torch=lambda: torch_packed(True),
+                        truth=truth)
+
+    return build_case
 
 
 def build(family):

@@ -1,5 +1,8 @@
 """The Elman RNN's cases: a whole sequence forward (`rnn_forward`), forward + BPTT, BPTT alone
-(`rnn_backward`), one step (`rnn_step`) and its gradients (`rnn_step_backward`)."""
+(`rnn_backward`), one step (`rnn_step`) and its gradients (`rnn_step_backward`); and the
+variable-length batches (`small_len`, `large_len`: the small and large shapes with lengths
+spread evenly from T/2 to T, 75% of the steps real), forward and forward + BPTT, PyTorch's side
+through its packed sequences."""
 import math
 
 import numpy as np
@@ -31,8 +34,37 @@ DIRECTIONS = {
 }
 
 
+# name: the shape whose batch gets lengths spread evenly from T/2 to T (in a shuffled order)
+LENGTH_SHAPES = {"small_len": "small", "large_len": "large"}
+# direction: (the kernels it calls, FLOPs in forwards, tags)
+LENGTH_DIRECTIONS = {"fwd": (("rnn_forward",), 1, {"suite", "bench"}),
+                     "fwdbwd": (("rnn_forward", "rnn_backward"), 3, {"suite", "bench"})}
+
+
 def forward_flops(t, n, i, h):
     return 2 * t * n * h * (i + h)
+
+
+def spread_lengths(t, n, *key):
+    """n lengths spread evenly from T/2 to T, about 75% of the steps real, in an order drawn from
+    the key (the same in every process)."""
+    lengths = np.linspace(t / 2, t, n).round().astype(np.int64)
+    return tuple(int(v) for v in case_rng(*key, "lengths").permutation(lengths))
+
+
+def length_cases(family, kernels_of, flops_of, build):
+    """The variable-length cases of a family: kernels_of(direction) -> its kernels, flops_of(t, n, i, h)
+    -> one forward's FLOPs, counted over the real steps only (t n replaced by sum(lengths))."""
+    out = []
+    for name, base in LENGTH_SHAPES.items():
+        t, n, i, h = SHAPES[base]
+        lengths = spread_lengths(t, n, family, name)
+        for direction, (_, forwards, tags) in LENGTH_DIRECTIONS.items():
+            params = dict(t=t, n=n, i=i, h=h, lengths=lengths)
+            shape = f"T{t} N{n} I{i} H{h}, lengths {min(lengths)}..{max(lengths)}"
+            out.append(Case(family, name, direction, kernels_of(direction), shape, params,
+                            forwards * flops_of(1, sum(lengths), i, h), (F32,), tags, build))
+    return out
 
 
 def cases():
@@ -46,7 +78,71 @@ def cases():
             flops = forwards * forward_flops(t, n, i, h)
             shape = f"N{n} I{i} H{h}, one step" if direction.startswith("step") else f"T{t} N{n} I{i} H{h}"
             out.append(Case("rnn", name, direction, kernels, shape, params, flops, (F32,), tags, _build))
-    return out
+    return out + length_cases("rnn", lambda d: LENGTH_DIRECTIONS[d][0], forward_flops, _build_lengths)
+
+
+def _build_lengths(case, dtype):
+    """A variable-length case: fwd (hs) or fwdbwd (the loss the sum of every real hidden state)."""
+    p = case.params
+    t, n, i, h, lengths = p["t"], p["n"], p["i"], p["h"], p["lengths"]
+    rng = case_rng("rnn", case.name)
+    bound = 1.0 / math.sqrt(h)
+    x = rng.standard_normal((t, n, i)).astype(dtype)
+    h0 = rng.standard_normal((n, h)).astype(dtype) * 0.5
+    weights = tuple(uniform(rng, shape, bound, dtype) for shape in ((h, i), (h, h), (h,), (h,)))
+    f64 = [a.astype(np.float64) for a in (x, h0) + weights]
+    lens = np.array(lengths)
+    k_len = t * (n + i + h)
+    ones = np.ones((t, n, h), dtype)
+
+    def normwise(label, want):
+        return label, want, tolerance(np.full(want.shape, max(np.abs(want).max(), 1e-30)), k_len, dtype)
+
+    def torch_packed(grads):
+        """PyTorch's packed sequences: pack_padded_sequence(enforce_sorted=False), the module,
+        pad_packed_sequence(total_length=T)."""
+        torch = torch_module()
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+        rnn = torch.nn.RNN(i, h, nonlinearity="tanh", dtype=torch.float32 if dtype == np.float32 else torch.float64)
+        with torch.no_grad():
+            for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
+                getattr(rnn, f"{name}_l0").copy_(torch.from_numpy(value))
+        tx, th0, tl = torch.from_numpy(x), torch.from_numpy(h0)[None], torch.from_numpy(lens)
+
+        def hidden_states(xin, hin):
+            out, _ = rnn(pack_padded_sequence(xin, tl, enforce_sorted=False), hin)
+            return pad_packed_sequence(out, total_length=t)[0]
+
+        def forward():
+            with torch.no_grad():
+                return (hidden_states(tx, th0),)
+
+        def forward_backward():
+            rnn.zero_grad(set_to_none=True)
+            xg, hg = tx.detach().requires_grad_(), th0.detach().requires_grad_()
+            hidden_states(xg, hg).sum().backward()
+            return (xg.grad, hg.grad[0], rnn.weight_ih_l0.grad, rnn.weight_hh_l0.grad, rnn.bias_ih_l0.grad)
+        return forward_backward if grads else forward
+
+    if case.direction == "fwd":
+        return Instance(case, dtype,
+                        fastnn=lambda: (fastnn.rnn_forward(x, h0, *weights, lengths=lengths),),
+                        numpy=lambda: (reference.rnn_forward(x, h0, *weights, lengths=lengths),),
+                        torch=lambda: torch_packed(False),
+                        truth=lambda: [normwise("hs", reference.rnn_forward(*f64, lengths=lengths))])
+
+    def fwdbwd(mod):
+        hs = mod.rnn_forward(x, h0, *weights, lengths=lengths)
+        return mod.rnn_backward(ones, x, h0, hs, weights[0], weights[1], lengths=lengths)
+
+    def truth():
+        hs = reference.rnn_forward(*f64, lengths=lengths)
+        grads = reference.rnn_backward(np.ones((t, n, h)), f64[0], f64[1], hs, f64[2], f64[3], lengths=lengths)
+        labels = ("grad_x", "grad_h0", "grad_w_ih", "grad_w_hh", "grad_b")
+        return [normwise(label, g) for label, g in zip(labels, grads)]
+
+    return Instance(case, dtype, fastnn=lambda: fwdbwd(fastnn), numpy=lambda: fwdbwd(reference),
+                    torch=lambda: torch_packed(True), truth=truth)
 
 
 def _build(case, dtype):

@@ -1,4 +1,6 @@
 """What every reference family shares: the dtype rule, IEEE quietness, int pairs and out=."""
+import numbers
+
 import numpy as np
 
 
@@ -19,6 +21,37 @@ def int_pair(value):
         return int(value), int(value)
     a, b = value
     return int(a), int(b)
+
+
+def sequence_lengths(lengths, steps, batch):
+    """The recurrent oracles' ``lengths``: None, or N ints in 1..T as an int ndarray.
+
+    TypeError unless a list or tuple of ints or an integer ndarray (bools and floats refused);
+    ValueError for a wrong count or a value outside 1..T."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, np.ndarray):
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must hold ints, got dtype {lengths.dtype}")
+        if lengths.ndim != 1:
+            raise ValueError(f"lengths must be 1-D, got shape {lengths.shape}")
+        values = lengths.tolist()
+    elif isinstance(lengths, (list, tuple)):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in lengths):
+            raise TypeError("lengths must hold ints")
+        values = [int(v) for v in lengths]
+    else:
+        raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got {type(lengths).__name__}")
+    if len(values) != batch:
+        raise ValueError(f"lengths must hold {batch} lengths, got {len(values)}")
+    if not all(1 <= v <= steps for v in values):
+        raise ValueError(f"lengths must lie in 1..{steps}")
+    return np.array(values, dtype=np.int64)
+
+
+def live(lengths, t):
+    """The sequences still running at step t: indices b with t < lengths[b]."""
+    return np.flatnonzero(lengths > t)
 
 
 def store_result(result, out):

@@ -11,7 +11,7 @@ and the biases (3H,); the n gate's hidden part, bias included, sits inside the r
 """
 import numpy as np
 
-from fastnn.reference._common import quiet_ieee, store_result
+from fastnn.reference._common import live, quiet_ieee, sequence_lengths, store_result
 from fastnn.reference._gates import as_dtype, hidden_part, input_part, sigmoid, split_gates, step_dtype
 
 __all__ = ["gru_step", "gru_step_backward", "gru_forward", "gru_backward"]
@@ -80,7 +80,7 @@ def gru_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, b_ih=None, b_hh=Non
 
 
 @quiet_ieee
-def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=None):
     """A GRU over a whole sequence, as a one-layer ``torch.nn.GRU``.
 
     Parameters
@@ -92,15 +92,26 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
         As for :func:`gru_step`.
     out : ndarray, shape (T, N, H), optional
         Preallocated result, written into and returned.
+    lengths : None, or N ints in 1..T (a list, tuple or int ndarray)
+        Sequence b is ``x[:lengths[b], b]``; None: every sequence has length T.
 
     Returns
     -------
-    hs : ndarray, shape (T, N, H), every step's hidden state.
+    hs : ndarray, shape (T, N, H), every step's hidden state (with lengths, zero at the steps
+        past a sequence's end).
     """
     x, w_ih, w_hh = (np.asarray(a) for a in (x, w_ih, w_hh))
     dtype = step_dtype(x, w_ih, w_hh)
     t_len, n = x.shape[:2]
     hidden = w_hh.shape[1]
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live, the others keep their state
+        h = np.zeros((n, hidden), dtype) if h0 is None else np.array(h0, dtype)
+        hs = np.zeros((t_len, n, hidden), dtype)
+        for t in range(t_len):
+            b = live(lengths, t)
+            h[b] = hs[t, b] = gru_step(x[t, b], h[b], w_ih, w_hh, b_ih, b_hh)
+        return store_result(hs, out)
     h = np.zeros((n, hidden), dtype) if h0 is None else np.asarray(h0, dtype)
     hs = np.empty((t_len, n, hidden), dtype)
     for t in range(t_len):
@@ -110,7 +121,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
 
 
 @quiet_ieee
-def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
+def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None, *, lengths=None):
     """Back-propagation through time for :func:`gru_forward`.
 
     Parameters
@@ -122,6 +133,8 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
         As given to :func:`gru_forward` (h0 may be None: zeros).
     hs : array_like, shape (T, N, H)
         What :func:`gru_forward` returned.
+    lengths : None, or N ints in 1..T, as given to :func:`gru_forward`
+        ``grad_hs[t, b]`` for ``t >= lengths[b]`` is ignored; grad_x is zero there.
 
     Returns
     -------
@@ -139,6 +152,18 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None):
     grad_b_ih = np.zeros(w_ih.shape[0], dtype)
     grad_b_hh = np.zeros(w_hh.shape[0], dtype)
     grad_h = np.zeros((n, hidden), dtype)  # flowing back from step t+1
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live
+        for t in reversed(range(t_len)):
+            b = live(lengths, t)
+            h_prev = hs[t - 1, b] if t > 0 else h0[b]
+            grad_x[t, b], grad_h[b], gw_ih, gw_hh, gb_ih, gb_hh = gru_step_backward(
+                grad_hs[t, b] + grad_h[b], x[t, b], h_prev, hs[t, b], w_ih, w_hh, b_ih, b_hh)
+            grad_w_ih += gw_ih
+            grad_w_hh += gw_hh
+            grad_b_ih += gb_ih
+            grad_b_hh += gb_hh
+        return grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
     for t in reversed(range(t_len)):
         h_prev = hs[t - 1] if t > 0 else h0
         gx, grad_h, gw_ih, gw_hh, gb_ih, gb_hh = gru_step_backward(

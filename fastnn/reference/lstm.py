@@ -10,7 +10,7 @@ and the biases (4H,)::
 """
 import numpy as np
 
-from fastnn.reference._common import quiet_ieee, store_result
+from fastnn.reference._common import live, quiet_ieee, sequence_lengths, store_result
 from fastnn.reference._gates import as_dtype, hidden_part, input_part, sigmoid, split_gates, step_dtype
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm_forward", "lstm_backward"]
@@ -97,7 +97,7 @@ def _store_pair(results, out):
 
 
 @quiet_ieee
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=None):
     """An LSTM over a whole sequence, as a one-layer ``torch.nn.LSTM``.
 
     Parameters
@@ -109,15 +109,29 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
         As for :func:`lstm_step`.
     out : None, or a pair (hs_out, cs_out), either of them None or an ndarray (T, N, H)
         Preallocated results, written into and returned.
+    lengths : None, or N ints in 1..T (a list, tuple or int ndarray)
+        Sequence b is ``x[:lengths[b], b]``; None: every sequence has length T.
 
     Returns
     -------
-    hs, cs : ndarray, shape (T, N, H), every step's hidden and cell state.
+    hs, cs : ndarray, shape (T, N, H), every step's hidden and cell state (with lengths, zero
+        at the steps past a sequence's end).
     """
     x, w_ih, w_hh = (np.asarray(a) for a in (x, w_ih, w_hh))
     dtype = step_dtype(x, w_ih, w_hh)
     t_len, n = x.shape[:2]
     hidden = w_hh.shape[1]
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live, the others keep their state
+        h = np.zeros((n, hidden), dtype) if h0 is None else np.array(h0, dtype)
+        c = np.zeros((n, hidden), dtype) if c0 is None else np.array(c0, dtype)
+        hs = np.zeros((t_len, n, hidden), dtype)
+        cs = np.zeros((t_len, n, hidden), dtype)
+        for t in range(t_len):
+            b = live(lengths, t)
+            h[b], c[b] = lstm_step(x[t, b], h[b], c[b], w_ih, w_hh, b_ih, b_hh)
+            hs[t, b], cs[t, b] = h[b], c[b]
+        return _store_pair((hs, cs), out)
     h = np.zeros((n, hidden), dtype) if h0 is None else np.asarray(h0, dtype)
     c = np.zeros((n, hidden), dtype) if c0 is None else np.asarray(c0, dtype)
     hs = np.empty((t_len, n, hidden), dtype)
@@ -129,7 +143,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None):
 
 
 @quiet_ieee
-def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, *, grad_c_n=None):
+def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, *, grad_c_n=None, lengths=None):
     """Back-propagation through time for :func:`lstm_forward`.
 
     Parameters
@@ -142,7 +156,10 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     hs, cs : array_like, shape (T, N, H)
         What :func:`lstm_forward` returned.
     grad_c_n : array_like, shape (N, H), or None (zeros)
-        Gradient of the loss with respect to the final cell state ``cs[-1]``.
+        Gradient of the loss with respect to the final cell state ``cs[-1]`` (with lengths,
+        ``grad_c_n[b]`` is that of ``cs[lengths[b] - 1, b]``).
+    lengths : None, or N ints in 1..T, as given to :func:`lstm_forward`
+        ``grad_hs[t, b]`` for ``t >= lengths[b]`` is ignored; grad_x is zero there.
 
     Returns
     -------
@@ -162,6 +179,18 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     grad_b = np.zeros(w_hh.shape[0], dtype)
     grad_h = np.zeros((n, hidden), dtype)  # flowing back from step t+1
     grad_c = np.zeros((n, hidden), dtype) if grad_c_n is None else np.array(grad_c_n, dtype)
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live
+        for t in reversed(range(t_len)):
+            b = live(lengths, t)
+            h_prev, c_prev = (hs[t - 1, b], cs[t - 1, b]) if t > 0 else (h0[b], c0[b])
+            grad_x[t, b], grad_h[b], grad_c[b], gw_ih, gw_hh, gb = lstm_step_backward(
+                grad_hs[t, b] + grad_h[b], x[t, b], h_prev, c_prev, hs[t, b], cs[t, b], w_ih, w_hh, b_ih, b_hh,
+                grad_c_next=grad_c[b])
+            grad_w_ih += gw_ih
+            grad_w_hh += gw_hh
+            grad_b += gb
+        return grad_x, grad_h, grad_c, grad_w_ih, grad_w_hh, grad_b
     for t in reversed(range(t_len)):
         h_prev, c_prev = (hs[t - 1], cs[t - 1]) if t > 0 else (h0, c0)
         gx, grad_h, grad_c, gw_ih, gw_hh, gb = lstm_step_backward(

@@ -2,7 +2,7 @@
 fastnn's rnn_step, rnn_step_backward, rnn_forward and rnn_backward."""
 import numpy as np
 
-from fastnn.reference._common import compute_dtype, quiet_ieee, store_result
+from fastnn.reference._common import compute_dtype, live, quiet_ieee, sequence_lengths, store_result
 
 __all__ = ["rnn_step", "rnn_step_backward", "rnn_forward", "rnn_backward"]
 
@@ -108,7 +108,7 @@ def rnn_step_backward(grad_h_next, x, h, h_next, w_ih, w_hh, nonlinearity="tanh"
 
 
 @quiet_ieee
-def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None):
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None, lengths=None):
     """An Elman RNN over a whole sequence, as a one-layer ``torch.nn.RNN``.
 
     ``hs[t] = act(x[t] @ w_ih.T + b_ih + hs[t-1] @ w_hh.T + b_hh)``, with
@@ -125,16 +125,26 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     nonlinearity : {'tanh', 'relu'}
     out : ndarray, shape (T, N, H), optional
         Preallocated result, written into and returned.
+    lengths : None, or N ints in 1..T (a list, tuple or int ndarray)
+        Sequence b is ``x[:lengths[b], b]``; None: every sequence has length T.
 
     Returns
     -------
     hs : ndarray, shape (T, N, H), dtype of the inputs
-        Every step's hidden state.
+        Every step's hidden state; with lengths, zero at the steps past a sequence's end.
     """
     x, w_ih, w_hh = (np.asarray(a) for a in (x, w_ih, w_hh))
     dtype = compute_dtype(x, w_ih, w_hh)
     t_len, n = x.shape[:2]
     hidden = w_hh.shape[0]
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live, the others keep their state
+        h = np.zeros((n, hidden), dtype=dtype) if h0 is None else np.array(h0, dtype=dtype)
+        hs = np.zeros((t_len, n, hidden), dtype=dtype)
+        for t in range(t_len):
+            b = live(lengths, t)
+            h[b] = hs[t, b] = rnn_step(x[t, b], h[b], w_ih, w_hh, b_ih, b_hh, nonlinearity)
+        return store_result(hs, out)
     h = np.zeros((n, hidden), dtype=dtype) if h0 is None else np.asarray(h0, dtype=dtype)
     hs = np.empty((t_len, n, hidden), dtype=dtype)
     for t in range(t_len):
@@ -144,7 +154,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
 
 
 @quiet_ieee
-def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
+def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh", *, lengths=None):
     """Back-propagation through time for :func:`rnn_forward`.
 
     Parameters
@@ -159,10 +169,14 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
     w_ih : array_like, shape (H, I)
     w_hh : array_like, shape (H, H)
     nonlinearity : {'tanh', 'relu'}
+    lengths : None, or N ints in 1..T, as given to :func:`rnn_forward`
+        ``grad_hs[t, b]`` for ``t >= lengths[b]`` is ignored; sequence b's final state is
+        ``hs[lengths[b] - 1, b]``.
 
     Returns
     -------
     grad_x : ndarray, shape (T, N, I)
+        With lengths, zero at the steps past a sequence's end.
     grad_h0 : ndarray, shape (N, H)
         Returned even when ``h0`` is None (zeros when T = 0).
     grad_w_ih : ndarray, shape (H, I)
@@ -181,6 +195,17 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh"):
     grad_w_hh = np.zeros((hidden, hidden), dtype=dtype)
     grad_b = np.zeros(hidden, dtype=dtype)
     grad_h = np.zeros((n, hidden), dtype=dtype)  # gradient flowing back from step t+1
+    lengths = sequence_lengths(lengths, t_len, n)
+    if lengths is not None:  # step t runs the sequences still live
+        for t in reversed(range(t_len)):
+            b = live(lengths, t)
+            h_prev = hs[t - 1, b] if t > 0 else h0[b]
+            grad_x[t, b], grad_h[b], gw_ih, gw_hh, gb = rnn_step_backward(
+                grad_hs[t, b] + grad_h[b], x[t, b], h_prev, hs[t, b], w_ih, w_hh, nonlinearity)
+            grad_w_ih += gw_ih
+            grad_w_hh += gw_hh
+            grad_b += gb
+        return grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b
     for t in reversed(range(t_len)):
         h_prev = hs[t - 1] if t > 0 else h0
         gx, grad_h, gw_ih, gw_hh, gb = rnn_step_backward(

@@ -1,0 +1,152 @@
+# Variable-length batches (the recurrent kernels' lengths=): the packed layout's plan and the
+# row moves between it and the padded (T, N, K) arrays (see fastnn/_lengths.py). Plain loops of
+# memcpy: they run in the time of reading and writing each row once.
+
+cdef inline void unpack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank,
+                             floating *dst, fnn_int width, fnn_int j0, fnn_int j1) noexcept nogil:
+    """Columns [j0, j1) of one step's packed rows (rows of them at src) into the padded step at
+    dst (n rows, in batch order), zeros for the sequences that have ended: the forward drivers
+    unpack each step's states right after computing them, while they are in cache. Sequence b
+    sits at sorted position rank[b]; the padded rows are written in order (the hardware
+    prefetchers follow sequential stores, not permuted ones)."""
+    cdef fnn_int b, r
+    cdef size_t count = (j1 - j0) * sizeof(floating)
+    for b in range(n):
+        r = rank[b]
+        if r < rows:
+            memcpy(dst + b * width + j0, src + r * width + j0, count)
+        else:
+            memset(dst + b * width + j0, 0, count)
+
+
+cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank, floating *dst,
+                           fnn_int width) noexcept nogil:
+    """One padded step (n rows at src, in batch order) into its packed rows at dst: the live
+    ones (sorted position rank[b] < rows), read in order."""
+    cdef fnn_int b
+    for b in range(n):
+        if rank[b] < rows:
+            memcpy(dst + rank[b] * width, src + b * width, width * sizeof(floating))
+
+
+def lengths_plan(cnp.ndarray lengths, fnn_int steps):
+    """(order, rank, offs) of the packed layout of sequences with these lengths (intp, each in
+    1..steps, checked by the caller): order (N,) longest first, ties in batch order (a stable
+    counting sort), rank its inverse (sequence b at sorted position rank[b]); offs (T + 1,),
+    step t's rows offs[t] .. offs[t + 1] - 1."""
+    cdef fnn_int n = lengths.shape[0], b, t
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.ndarray order, rank, offs
+    cdef fnn_int *start
+    cdef fnn_int *o
+    cdef fnn_int *rk
+    cdef fnn_int *off
+    dims[0] = n
+    order = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    rank = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    dims[0] = steps + 1
+    offs = cnp.PyArray_ZEROS(1, dims, cnp.NPY_INTP, 0)
+    o, rk, off = <fnn_int *>order.data, <fnn_int *>rank.data, <fnn_int *>offs.data
+    start = <fnn_int *>malloc((steps + 2) * sizeof(fnn_int))
+    if start == NULL:
+        raise MemoryError()
+    memset(start, 0, (steps + 2) * sizeof(fnn_int))
+    for b in range(n):                 # start[L - 1]: how many sequences have length L
+        start[length[b] - 1] += 1
+    for t in range(steps - 1, -1, -1):
+        start[t] += start[t + 1]       # now start[t] = #(lengths > t) = rows of step t
+    for t in range(steps):
+        off[t + 1] = off[t] + start[t]
+    for t in range(steps):             # the first sorted position of length t + 1: #(lengths > t + 1)
+        start[t] = start[t + 1]
+    start[steps] = 0
+    for b in range(n):
+        rk[b] = start[length[b] - 1]
+        o[rk[b]] = b
+        start[length[b] - 1] += 1
+    free(start)
+    return order, rank, offs
+
+
+cdef inline void _check_rows(cnp.ndarray a, fnn_int rows, fnn_int width) except *:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or a.size < rows * width or a.shape[a.ndim - 1] != width:
+        raise ValueError("packed rows: wrong buffer")
+
+
+def pack_rows(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray packed):
+    """packed[offs[t] + rank[b]] = padded[t, b] for every live row (the padded rows read in
+    order); padded (T, N, K) and packed (>= offs[T], K) C-contiguous, one dtype."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *rk = <const fnn_int *>rank.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = padded.data
+    cdef char *dst = packed.data
+    cdef fnn_int t, b, live
+    _check_rows(padded, steps * n, width)
+    _check_rows(packed, off[steps], width)
+    with nogil:
+        for t in range(steps):
+            live = off[t + 1] - off[t]
+            for b in range(n):
+                if rk[b] < live:
+                    memcpy(dst + (off[t] + rk[b]) * row, src + (t * n + b) * row, row)
+
+
+def unpack_rows(cnp.ndarray packed, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray padded):
+    """padded[t, b] = packed[offs[t] + rank[b]] for every live row, zeros everywhere else (the
+    padded rows written in order)."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *rk = <const fnn_int *>rank.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = packed.data
+    cdef char *dst = padded.data
+    cdef fnn_int t, b, live
+    _check_rows(padded, steps * n, width)
+    _check_rows(packed, off[steps], width)
+    with nogil:
+        for t in range(steps):
+            live = off[t + 1] - off[t]
+            for b in range(n):
+                if rk[b] < live:
+                    memcpy(dst + (t * n + b) * row, src + (off[t] + rk[b]) * row, row)
+                else:
+                    memset(dst + (t * n + b) * row, 0, row)
+
+
+def previous_rows_padded(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray out):
+    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, read
+    from the padded states (T, N, K): row offs[t] - offs[1] + rank[b] is padded[t - 1, b]."""
+    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
+    cdef size_t row = width * padded.itemsize
+    cdef const fnn_int *rk = <const fnn_int *>rank.data
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = padded.data
+    cdef char *dst = out.data
+    cdef fnn_int t, b, live
+    _check_rows(padded, steps * n, width)
+    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
+    with nogil:
+        for t in range(1, steps):
+            live = off[t + 1] - off[t]
+            for b in range(n):
+                if rk[b] < live:
+                    memcpy(dst + (off[t] - off[1] + rk[b]) * row, src + ((t - 1) * n + b) * row, row)
+
+
+def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):
+    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, i.e.
+    the first n_t rows of step t-1 for each step t >= 1, one block per step."""
+    cdef fnn_int steps = offs.shape[0] - 1, width = packed.shape[packed.ndim - 1]
+    cdef size_t row = width * packed.itemsize
+    cdef const fnn_int *off = <const fnn_int *>offs.data
+    cdef const char *src = packed.data
+    cdef char *dst = out.data
+    cdef fnn_int t
+    _check_rows(packed, off[steps], width)
+    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
+    with nogil:
+        for t in range(1, steps):
+            memcpy(dst + (off[t] - off[1]) * row, src + off[t - 1] * row, (off[t + 1] - off[t]) * row)
