@@ -110,7 +110,7 @@ def main():
             for name in LENGTH_SHAPES:
                 t, n, _, _ = SHAPES[LENGTH_SHAPES[name]]
                 for family in args.families.split(","):
-                    lengths = spread_lengths(t, n, family, name)
+                    lengths = list(spread_lengths(t, n, family, name))
                     for direction, fn in calls(family, name).items():
                         without, with_, med, (lo, hi), best = ratio(fn, lengths, args.rounds, CLOCKS[args.clock])
                         print(f"| {threads} | {name} | {family} | {direction} | {without:.3f} | {with_:.3f} | "

@@ -216,23 +216,24 @@ def sequence_lengths(lengths, steps, batch):
     """The recurrent kernels' `lengths`: None (every sequence has length T) stays None; else N
     ints, each 1 <= length <= T, in any order, as an intp ndarray (a copy).
 
-    A list or tuple of ints or an integer ndarray is taken (bools, floats, strings and anything
-    else: TypeError); a wrong count or a value outside 1..T: ValueError. Both name `lengths`."""
+    A list of ints or an integer ndarray is taken, as the layers take it (tuples, bools, floats,
+    strings and anything else: TypeError); a wrong count or a value outside 1..T: ValueError.
+    Both name `lengths`."""
     if lengths is None:
         return None
     if isinstance(lengths, np.ndarray):
         if lengths.dtype.kind not in "iu":
-            raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got an ndarray of {lengths.dtype}")
+            raise TypeError(f"lengths must be a list or ndarray of ints, got an ndarray of {lengths.dtype}")
         if lengths.ndim != 1:
             raise ValueError(f"lengths must be 1-D, one length per sequence, got shape {lengths.shape}")
         values = lengths
-    elif isinstance(lengths, (list, tuple)):
+    elif isinstance(lengths, list):
         for item in lengths:
             if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
                 raise TypeError(f"lengths must hold ints, got {type(item).__name__} {item!r}")
         values = lengths
     else:
-        raise TypeError(f"lengths must be None or a list, tuple or ndarray of ints, got {type(lengths).__name__}")
+        raise TypeError(f"lengths must be None or a list or ndarray of ints, got {type(lengths).__name__}")
     if len(values) != batch:
         raise ValueError(f"lengths must have one length per sequence ({batch}), got {len(values)}")
     if batch == 0:

@@ -151,7 +151,7 @@ def build_lengths(family):
 
     def build_case(case, dtype):
         pb = Problem(case, dtype, family)
-        lengths = case.params["lengths"]
+        lengths = list(case.params["lengths"])
         lens = np.array(lengths)
         last = (lens - 1, np.arange(pb.n))
         lstm = family == "lstm"

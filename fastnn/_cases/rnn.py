@@ -47,7 +47,8 @@ def forward_flops(t, n, i, h):
 
 def spread_lengths(t, n, *key):
     """n lengths spread evenly from T/2 to T, about 75% of the steps real, in an order drawn from
-    the key (the same in every process)."""
+    the key (the same in every process). A tuple, so the case's params stay immutable; the
+    kernels take lengths as a list or an integer array."""
     lengths = np.linspace(t / 2, t, n).round().astype(np.int64)
     return tuple(int(v) for v in case_rng(*key, "lengths").permutation(lengths))
 
@@ -84,7 +85,7 @@ def cases():
 def _build_lengths(case, dtype):
     """A variable-length case: fwd (hs) or fwdbwd (the loss the sum of every real hidden state)."""
     p = case.params
-    t, n, i, h, lengths = p["t"], p["n"], p["i"], p["h"], p["lengths"]
+    t, n, i, h, lengths = p["t"], p["n"], p["i"], p["h"], list(p["lengths"])
     rng = case_rng("rnn", case.name)
     bound = 1.0 / math.sqrt(h)
     x = rng.standard_normal((t, n, i)).astype(dtype)

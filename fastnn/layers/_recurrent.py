@@ -9,10 +9,9 @@ directions, the states (h, or h and c), dropout between layers and variable-leng
 (``lengths=``), is here once.
 
 Variable lengths reach a family's ``_run_direction`` / ``_back_direction`` as a ``lengths``
-argument (sequence b occupies steps 0 .. lengths[b]-1 in processing order). Until the kernels
-take ``lengths`` themselves, every family hands such a call to :func:`run_by_length` /
-:func:`back_by_length`, which run each group of equally long sequences as a fixed-length
-batch: the one place to replace by the kernels' own ``lengths=``.
+argument (sequence b occupies steps 0 .. lengths[b]-1 in processing order), which they hand to
+the kernels' own ``lengths=`` (packed like PyTorch's packed sequences: padded steps are skipped,
+not computed); reversing each sequence within its length for the reverse direction is here.
 """
 import math
 import numbers
@@ -41,35 +40,15 @@ def check_dropout(dropout, num_layers):
 
 
 def check_lengths(lengths, unbatched, steps, batch):
-    """``lengths`` as an int64 array (N,) of values in 1..T, or None."""
+    """``lengths`` as an intp array (N,) of values in 1..T (the kernels' check,
+    :func:`fastnn._validation.sequence_lengths`), or None (none given, or no sequences)."""
     if lengths is None:
         return None
     if unbatched:
         raise ValueError("lengths needs a batched input (x is unbatched: one sequence has its "
                          "own length)")
-    if isinstance(lengths, list):
-        if not all(isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
-                   for n in lengths):
-            raise TypeError(f"lengths must hold integers, got {lengths!r}")
-        values = np.array(lengths, dtype=np.int64).reshape(-1)
-    elif isinstance(lengths, np.ndarray):
-        if not np.issubdtype(lengths.dtype, np.integer):
-            raise TypeError(f"lengths must be a list or an array of integers, got an array of "
-                            f"dtype {lengths.dtype}")
-        if lengths.ndim != 1:
-            raise ValueError(f"lengths must be 1-D (one length per sequence), got shape "
-                             f"{lengths.shape}")
-        values = lengths.astype(np.int64)
-    else:
-        raise TypeError(f"lengths must be None, a list or an integer array, got "
-                        f"{type(lengths).__name__}")
-    if values.shape != (batch,):
-        raise ValueError(f"lengths has {values.size} entries, expected one per sequence (N={batch})")
-    if batch == 0:
-        return None  # no sequences: nothing to pad
-    if values.min() < 1 or values.max() > steps:
-        raise ValueError(f"lengths must be in 1..T={steps}, got {values.tolist()}")
-    return values
+    values = v.sequence_lengths(lengths, steps, batch)
+    return values if batch else None  # no sequences: nothing to pad
 
 
 def reverse_within(a, lengths):
@@ -82,60 +61,13 @@ def reverse_within(a, lengths):
     return np.take_along_axis(a, order[:, :, None], axis=0)
 
 
-# --- the seam: variable lengths by groups of equal length --------------------------------------
-# A family's _run_direction / _back_direction hands a call with lengths to these two. They run
-# each group of equally long sequences as a plain batch of its length through the family's own
-# fixed-length path (which keeps the gates), and scatter the results into zero-padded arrays.
-# Once the kernels take lengths= themselves (sequence b on steps 0..lengths[b]-1, zero states
-# past its end, grad_hs past its end ignored, grad_c_n applied at its last step), a family
-# passes lengths to its driver instead and takes its finals at lengths-1; nothing else changes.
-
-def run_by_length(run, layer, suffix, inp, states, lengths):
-    """``_run_direction`` with lengths, by groups: run(layer, suffix, inp_g, states_g, None) per
-    group of equal length L (inp_g (L, n, F)). Returns hs (T, N, H) zero past each end, the finals
-    at each sequence's last step, and the saved groups for :func:`back_by_length`."""
-    T, N, F = inp.shape
-    hs = finals = None
-    groups = []
-    for length in np.unique(lengths):
-        idx = np.flatnonzero(lengths == length)
-        L = int(length)
-        # Within one forward each group of a layer and direction has its own shape, so the
-        # family's shape-keyed scratch buffers are never shared between two groups.
-        hs_g, finals_g, saved = run(layer, suffix, np.ascontiguousarray(inp[:L, idx]),
-                                    tuple(None if s is None else np.ascontiguousarray(s[idx]) for s in states),
-                                    None)
-        if hs is None:
-            hs = np.zeros((T, N, hs_g.shape[2]), dtype=hs_g.dtype)
-            finals = tuple(np.empty((N,) + f.shape[1:], dtype=f.dtype) for f in finals_g)
-        hs[:L, idx] = hs_g
-        for final, f in zip(finals, finals_g):
-            final[idx] = f
-        groups.append((L, idx, saved))
-    return hs, finals, (F, groups)
-
-
-def back_by_length(back, layer, suffix, saved, grad_hs, grad_finals, lengths):
-    """``_back_direction`` with lengths, by groups (the groups :func:`run_by_length` saved):
-    grad_x (T, N, F) zero past each end, the initial states' gradients, and the parameter
-    gradients summed over the groups (in increasing length: the same sum every time)."""
-    F, groups = saved
-    T, N, _ = grad_hs.shape
-    grad_x = np.zeros((T, N, F), dtype=grad_hs.dtype)
-    grad_starts = param_grads = None
-    for L, idx, saved_g in groups:
-        gx, gstarts, pgrads = back(layer, suffix, saved_g, np.ascontiguousarray(grad_hs[:L, idx]),
-                                   tuple(None if g is None else np.ascontiguousarray(g[idx]) for g in grad_finals),
-                                   None)
-        grad_x[:L, idx] = gx
-        if grad_starts is None:
-            grad_starts = tuple(np.empty((N,) + g.shape[1:], dtype=g.dtype) for g in gstarts)
-            param_grads = [None if g is None else np.array(g) for g in pgrads]
-        else:
-            param_grads = [None if a is None else a + g for a, g in zip(param_grads, pgrads)]
-        for start, g in zip(grad_starts, gstarts):
-            start[idx] = g
-    return grad_x, grad_starts, tuple(param_grads)
+def at_last_steps(lengths, *seqs):
+    """Each (T, N, H) sequence's state after each batch entry's last step: t = T-1, or
+    lengths[b]-1 (the kernels leave zeros past a sequence's end, so hs[-1] would be wrong)."""
+    if lengths is None:
+        return tuple(s[-1] for s in seqs)
+    last = (lengths - 1, np.arange(lengths.size))
+    return tuple(s[last] for s in seqs)
 
 
 def gate_param_shapes(prefix_keys, gates, hidden, inputs, has_bias):

@@ -4,8 +4,7 @@ import numpy as np
 
 from fastnn import _runtime
 from fastnn import gru as kernels
-from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
-                                      run_by_length)
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, at_last_steps, check_dropout
 
 __all__ = ["GRU", "GRUCell"]
 
@@ -162,8 +161,6 @@ class GRU(_StackedRecurrent):
         return grad_x, grad_h0
 
     def _run_direction(self, layer, suffix, inp, states, lengths):
-        if lengths is not None:
-            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         (h0,) = states
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         T, N, _ = inp.shape
@@ -172,16 +169,14 @@ class GRU(_StackedRecurrent):
         if _runtime._kernels is not None:
             saved = (self._buffer((layer, suffix, "gates"), (T, N, 3 * H)),
                      self._buffer((layer, suffix, "hn"), (T, N, H)))
-        hs = kernels._forward_checked(self.dtype, inp, h0, w_ih, w_hh, b_ih, b_hh, saved=saved)
-        return hs, (hs[-1],), (inp, h0, hs, saved)
+        hs = kernels._forward_checked(self.dtype, inp, h0, w_ih, w_hh, b_ih, b_hh, saved=saved, lengths=lengths)
+        return hs, at_last_steps(lengths, hs), (inp, h0, hs, saved)
 
     def _back_direction(self, layer, suffix, saved_all, grad_hs, grad_finals, lengths):
-        if lengths is not None:
-            return back_by_length(self._back_direction, layer, suffix, saved_all, grad_hs, grad_finals, lengths)
         inp, h0, hs, saved = saved_all
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh = kernels._backward_checked(
-            self.dtype, grad_hs, inp, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=saved)
+            self.dtype, grad_hs, inp, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=saved, lengths=lengths)
         return gx, (gh0,), (gw_ih, gw_hh, gb_ih, gb_hh)
 
 

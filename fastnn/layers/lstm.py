@@ -5,8 +5,7 @@ import numpy as np
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import lstm as kernels
-from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
-                                      run_by_length)
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, at_last_steps, check_dropout
 
 __all__ = ["LSTM", "LSTMCell"]
 
@@ -185,24 +184,21 @@ class LSTM(_StackedRecurrent):
         return grad_x, (grad_h0, grad_c0)
 
     def _run_direction(self, layer, suffix, inp, states, lengths):
-        if lengths is not None:
-            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         h0, c0 = states
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         T, N, _ = inp.shape
         gates = (self._buffer((layer, suffix), (T, N, 4 * self.hidden_size))
                  if _runtime._kernels is not None else None)
-        hs, cs = kernels._forward_checked(self.dtype, inp, h0, c0, w_ih, w_hh, b_ih, b_hh, gates=gates)
-        return hs, (hs[-1], cs[-1]), (inp, h0, c0, hs, cs, gates)
+        hs, cs = kernels._forward_checked(self.dtype, inp, h0, c0, w_ih, w_hh, b_ih, b_hh, gates=gates,
+                                          lengths=lengths)
+        return hs, at_last_steps(lengths, hs, cs), (inp, h0, c0, hs, cs, gates)
 
     def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals, lengths):
-        if lengths is not None:
-            return back_by_length(self._back_direction, layer, suffix, saved, grad_hs, grad_finals, lengths)
         inp, h0, c0, hs, cs, gates = saved
         (grad_c_n,) = grad_finals
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, suffix)
         gx, gh0, gc0, gw_ih, gw_hh, gb = kernels._backward_checked(
-            self.dtype, grad_hs, grad_c_n, inp, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, gates=gates)
+            self.dtype, grad_hs, grad_c_n, inp, h0, c0, hs, cs, w_ih, w_hh, b_ih, b_hh, gates=gates, lengths=lengths)
         return gx, (gh0, gc0), (gw_ih, gw_hh, gb, gb)
 
 

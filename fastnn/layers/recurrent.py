@@ -2,8 +2,7 @@
 (``torch.nn.RNNCell``), over fastnn's RNN kernels."""
 import numpy as np
 
-from fastnn.layers._recurrent import (_RecurrentCell, _StackedRecurrent, back_by_length, check_dropout,
-                                      run_by_length)
+from fastnn.layers._recurrent import _RecurrentCell, _StackedRecurrent, at_last_steps, check_dropout
 from fastnn.recurrent import rnn_backward, rnn_forward, rnn_step, rnn_step_backward
 
 __all__ = ["RNN", "RNNCell"]
@@ -172,20 +171,17 @@ class RNN(_StackedRecurrent):
         return grad_x, grad_h0
 
     def _run_direction(self, layer, suffix, inp, states, lengths):
-        if lengths is not None:
-            return run_by_length(self._run_direction, layer, suffix, inp, states, lengths)
         (h0,) = states
         if h0 is None:
             h0 = np.zeros((inp.shape[1], self.hidden_size), dtype=self.dtype)
-        hs = rnn_forward(inp, h0, *self._layer_params(layer, suffix), nonlinearity=self.nonlinearity)
-        return hs, (hs[-1],), (inp, h0, hs)
+        hs = rnn_forward(inp, h0, *self._layer_params(layer, suffix), nonlinearity=self.nonlinearity, lengths=lengths)
+        return hs, at_last_steps(lengths, hs), (inp, h0, hs)
 
     def _back_direction(self, layer, suffix, saved, grad_hs, grad_finals, lengths):
-        if lengths is not None:
-            return back_by_length(self._back_direction, layer, suffix, saved, grad_hs, grad_finals, lengths)
         inp, h0, hs = saved
         w_ih, w_hh, _, _ = self._layer_params(layer, suffix)
-        gx, gh0, gw_ih, gw_hh, gb = rnn_backward(grad_hs, inp, h0, hs, w_ih, w_hh, nonlinearity=self.nonlinearity)
+        gx, gh0, gw_ih, gw_hh, gb = rnn_backward(grad_hs, inp, h0, hs, w_ih, w_hh, nonlinearity=self.nonlinearity,
+                                                 lengths=lengths)
         return gx, (gh0,), (gw_ih, gw_hh, gb, gb)
 
     def _repr_extra(self):

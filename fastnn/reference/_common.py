@@ -26,7 +26,7 @@ def int_pair(value):
 def sequence_lengths(lengths, steps, batch):
     """The recurrent oracles' ``lengths``: None, or N ints in 1..T as an int ndarray.
 
-    TypeError unless a list or tuple of ints or an integer ndarray (bools and floats refused);
+    TypeError unless a list of ints or an integer ndarray (tuples, bools and floats refused);
     ValueError for a wrong count or a value outside 1..T."""
     if lengths is None:
         return None
@@ -36,12 +36,12 @@ def sequence_lengths(lengths, steps, batch):
         if lengths.ndim != 1:
             raise ValueError(f"lengths must be 1-D, got shape {lengths.shape}")
         values = lengths.tolist()
-    elif isinstance(lengths, (list, tuple)):
+    elif isinstance(lengths, list):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in lengths):
             raise TypeError("lengths must hold ints")
         values = [int(v) for v in lengths]
     else:
-        raise TypeError(f"lengths must be a list, tuple or ndarray of ints, got {type(lengths).__name__}")
+        raise TypeError(f"lengths must be a list or ndarray of ints, got {type(lengths).__name__}")
     if len(values) != batch:
         raise ValueError(f"lengths must hold {batch} lengths, got {len(values)}")
     if not all(1 <= v <= steps for v in values):
