@@ -65,6 +65,48 @@ class _TransposeSpec:
         return self.stride, self.padding, self.output_padding, self.groups, self.dilation
 
 
+def _one_pixel_taps(x_shape, spec):
+    """Whether each output pixel is one tap of the input's only pixel (a 1x1 input, no crop,
+    no output_padding, no dilation gaps): the layer is then a plain GEMM per group,
+    y[n, (o, i, j)] = x[n, :] @ weight[:, (o, i, j)], as DCGAN's projection of its latent vector.
+    Every product is a real term (nothing is padding), so the GEMM's Inf/NaN are the oracle's."""
+    return (x_shape[2] == 1 and x_shape[3] == 1 and spec.padding == (0, 0)
+            and spec.output_padding == (0, 0) and spec.dilation == (1, 1))
+
+
+def _group_slices(c_in, cols, groups):
+    """(input channels, weight columns (o, i, j)) of each group."""
+    cin_g = c_in // groups
+    return [(slice(g * cin_g, (g + 1) * cin_g), slice(g * cols, (g + 1) * cols)) for g in range(groups)]
+
+
+def _one_pixel_forward(x, weight, bias, y, groups, threads):
+    """y (N, C_out, kH, kW) = the per-group GEMM of a 1x1 input (see _one_pixel_taps); the
+    bias rides in the GEMM's epilogue, one value per (o, i, j) column."""
+    n, c_in = x.shape[:2]
+    cols = weight[0].size  # C_out/g * kH * kW
+    taps = weight.shape[2] * weight.shape[3]
+    x2, w2, y2 = x.reshape(n, c_in), weight.reshape(c_in, cols), y.reshape(n, groups * cols)
+    bias_cols = None if bias is None else np.repeat(bias, taps)
+    for chans, outs in _group_slices(c_in, cols, groups):
+        _kernels.gemm(x2[:, chans], w2[chans], y2[:, outs], bias=None if bias_cols is None else bias_cols[outs],
+                      bias_axis=1, num_threads=threads)
+    return y
+
+
+def _one_pixel_backward(dy, x, weight, grad_input, grad_weight, groups, threads):
+    """The input gradient dY @ W^T and the weight gradient X^T @ dY of a 1x1 input (see
+    _one_pixel_taps), per group, into the given zero-filled arrays (either may be None)."""
+    n, c_in = x.shape[:2]
+    cols = weight[0].size
+    x2, w2, dy2 = x.reshape(n, c_in), weight.reshape(c_in, cols), dy.reshape(n, groups * cols)
+    for chans, outs in _group_slices(c_in, cols, groups):
+        if grad_input is not None and cols:
+            _kernels.gemm(dy2[:, outs], w2[chans].T, grad_input.reshape(n, c_in)[:, chans], num_threads=threads)
+        if grad_weight is not None and n:
+            _kernels.gemm(x2[:, chans].T, dy2[:, outs], grad_weight.reshape(c_in, cols)[chans], num_threads=threads)
+
+
 def _fill_bias(y, bias, dtype):
     y[...] = 0 if bias is None else bias.astype(dtype)[:, None, None]
     return y
@@ -129,6 +171,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         return _fill_bias(y, bias, dtype)
     if _kernels is not None:
         threads = _runtime.threads_for(spec.flops(x.size))
+        if _one_pixel_taps(x.shape, spec):
+            return _one_pixel_forward(v.contiguous(x, dtype), v.contiguous(weight, dtype),
+                                      None if bias is None else v.contiguous(bias, dtype), y, spec.groups, threads)
         _kernels.conv2d_grad_input(v.contiguous(x, dtype), v.contiguous(weight, dtype), y,
                                    *spec.driver_args(), threads)
         if bias is not None:
@@ -177,6 +222,12 @@ def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, outpu
     # The reference computes whatever the drivers cannot (or declined to: Inf/NaN meeting padding).
     redo = dict(needs_input_grad=False, needs_weight_grad=False, needs_bias_grad=False)
     grad_input = grad_weight = grad_bias = None
+    if _kernels is not None and _one_pixel_taps(x.shape, spec) and (needs_input_grad or needs_weight_grad):
+        grad_input = np.zeros(x.shape, dtype) if needs_input_grad else None
+        grad_weight = np.zeros(weight.shape, dtype) if needs_weight_grad else None
+        _one_pixel_backward(dy, v.contiguous(x, dtype), v.contiguous(weight, dtype), grad_input, grad_weight,
+                            spec.groups, threads)
+        needs_input_grad = needs_weight_grad = False
     if needs_input_grad:
         grad_input = np.zeros(x.shape, dtype)
         # (no output channels: an empty reduction, the zeros stand)

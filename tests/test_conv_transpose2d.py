@@ -171,6 +171,15 @@ GRID = {
     "one_output_channel": case((2, 6, 4, 4), (6, 1, 3, 3), stride=2),
     "padding_crops_most": case((1, 3, 3, 4), (3, 2, 3, 3), padding=2),
     "one_by_one_input": case((3, 4, 1, 1), (4, 5, 4, 4)),
+    # a 1x1 input with no crop: the per-group GEMM (DCGAN's latent projection); odd sizes,
+    # groups, a stride that changes nothing, one image, one tap; with a crop or dilation
+    # gaps it stays on conv2d's drivers
+    "one_pixel_odd": case((5, 7, 1, 1), (7, 3, 3, 5), stride=2),
+    "one_pixel_grouped": case((3, 6, 1, 1), (6, 4, 2, 3), groups=3),
+    "one_pixel_one_image_one_tap": case((1, 3, 1, 1), (3, 2, 1, 1)),
+    "one_pixel_cropped": case((2, 4, 1, 1), (4, 3, 4, 4), padding=1),
+    "one_pixel_dilated": case((2, 4, 1, 1), (4, 3, 3, 3), dilation=2),
+    "one_pixel_past_blocking": case((40, 300, 1, 1), (300, 70, 3, 3)),
     # past the GEMM core's blocking: the reduction (C_in) past KC, rows (C_out/g * taps) past MC,
     # output pixels past NC
     "reduction_past_kc": case((2, 300, 3, 3), (300, 4, 3, 3), stride=2, padding=1),
@@ -279,6 +288,7 @@ THREAD_CASES = {
     "stride1": case((3, 16, 11, 13), (16, 12, 3, 2), padding=1),
     "output_padding_grouped": case((2, 12, 8, 9), (12, 4, 3, 3), stride=2, padding=1, output_padding=1, groups=3),
     "depthwise": case((2, 8, 10, 9), (8, 1, 3, 3), groups=8, stride=2, padding=1),
+    "one_pixel": case((13, 24, 1, 1), (24, 16, 4, 4)),
 }
 
 
@@ -459,6 +469,40 @@ def test_backward_nonfinite_input_pixel_and_weight(name, dtype, bad, cpu_path):
         if (i, j) == (0, 0):
             expect[:, 0, iy, ix] = True
     np.testing.assert_array_equal(~np.isfinite(gi), expect, err_msg="grad_input mask")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nonfinite_one_pixel(dtype, bad, cpu_path, count_fallbacks):
+    """The 1x1-input GEMM: every product is a real term, so an Inf/NaN spreads exactly as in the
+    oracle (x: its image's row of outputs in its group; weight: one output pixel of every image;
+    dY: its image's input gradient in its group, the weight gradient's tap)."""
+    cfg = case((3, 4, 1, 1), (4, 3, 2, 3), groups=2, stride=2)
+    rng = np.random.default_rng(1)
+    x, w, b, dy = ((rng.random(s) + 0.5).astype(dtype) for s in (cfg["x_shape"], cfg["w_shape"], (6,),
+                                                                  out_shape(cfg)))
+    kw = cfg["kwargs"]
+    x[1, 3, 0, 0] = bad
+    y = fastnn.conv_transpose2d(x, w, b, **kw)
+    assert_nonfinite_like(y, reference.conv_transpose2d(x, w, b, **kw), "forward")
+    expect = np.zeros(y.shape, bool)
+    expect[1, 3:] = True
+    np.testing.assert_array_equal(~np.isfinite(y), expect)
+    backward_both(dy, x, w, kw)
+    x[1, 3, 0, 0] = 1.0
+    w[0, 2, 1, 0] = bad
+    y = fastnn.conv_transpose2d(x, w, b, **kw)
+    assert_nonfinite_like(y, reference.conv_transpose2d(x, w, b, **kw), "forward")
+    expect = np.zeros(y.shape, bool)
+    expect[:, 2, 1, 0] = True
+    np.testing.assert_array_equal(~np.isfinite(y), expect)
+    backward_both(dy, x, w, kw)
+    w[0, 2, 1, 0] = 1.0
+    dy[2, 4, 0, 1] = bad
+    gi, gw, gb = backward_both(dy, x, w, kw)
+    assert (~np.isfinite(gi)).sum() == 2 and not np.isfinite(gi[2, 2:]).any()
+    assert (~np.isfinite(gw)).sum() == 2 and not np.isfinite(gw[2:, 1, 0, 1]).any()
+    assert count_fallbacks == {}
 
 
 def test_finite_problems_never_fall_back(cpu_path, count_fallbacks):
