@@ -45,6 +45,7 @@ include "_conv_fastpath.pxi"
 
 # conv_transpose2d (and conv1d) run on conv2d's entry points; the transposed forward's bias.
 include "_conv_transpose.pxi"
+include "_conv1d.pxi"
 
 # Elman RNN: sequence and BPTT drivers, the fast path.
 include "_rnn.pxi"

@@ -150,7 +150,20 @@ GRID = {
     # one input channel, a long strided kernel (wav2vec's first layer)
     "one_channel_k10_s5": case((2, 1, 203), (12, 1, 10), stride=5),
     "one_channel_few_outputs": case((2, 1, 50), (3, 1, 7), stride=2, padding=3),
+    # one channel, unpadded, many outputs: the backward's GEMMs over strided views of the
+    # signal (and their edges: dilation, a 1-tap kernel, one output position, odd sizes);
+    # padded, it stays on conv2d's drivers
+    "one_channel_dilated": case((3, 1, 41), (9, 1, 4), dilation=3),
+    "one_channel_k1": case((1, 1, 7), (8, 1, 1)),
+    "one_channel_one_position": case((2, 1, 11), (11, 1, 10), stride=3),
+    "one_channel_padded": case((2, 1, 31), (8, 1, 5), stride=2, padding=2),
+    "one_channel_past_blocking": case((2, 1, 6001), (300, 1, 10), stride=5),
     "strided_k3_s2": case((2, 16, 41), (24, 16, 3), stride=2),
+    # strided with many channels: conv2d's implicit GEMM itself (conv1d_forward_gemm), padded,
+    # grouped, odd sizes, past KC
+    "strided_padded_odd": case((3, 17, 33), (19, 17, 3), stride=2, padding=1),
+    "strided_grouped_s3": case((2, 32, 50), (48, 16, 4), stride=3, padding=1, groups=2),
+    "strided_past_kc": case((1, 200, 40), (20, 200, 3), stride=2, dilation=2),
     "depthwise_k15": case((2, 8, 60), (8, 1, 15), groups=8, padding=7),
     "depthwise_k31_strided": case((1, 6, 70), (6, 1, 31), groups=6, padding=15, stride=2),
     "multiplier": case((2, 3, 19), (9, 1, 5), groups=3, padding=(2,)),
@@ -251,6 +264,8 @@ THREAD_CASES = {
     "one_channel_strided": case((2, 1, 997), (24, 1, 10), stride=5),
     "depthwise": case((2, 16, 257), (16, 1, 31), groups=16, padding=15),
     "dilated": case((2, 8, 300), (12, 8, 2), dilation=16),
+    "strided_many_channels": case((2, 16, 101), (20, 16, 3), stride=2, padding=1),
+    "one_channel_dilated": case((3, 1, 500), (96, 1, 13), dilation=2),
 }
 
 
@@ -282,6 +297,10 @@ NONFINITE = {
     "same_even": case((2, 3, 11), (4, 3, 4), padding="same", dilation=2),
     "depthwise_padded": case((2, 3, 12), (6, 1, 5), groups=3, padding=3),
     "valid": case((2, 3, 12), (4, 3, 3)),
+    # the strided GEMM route (padding: an Inf/NaN weight goes to conv2d's own way) and the
+    # one-channel backward's GEMMs
+    "strided_many_channels": case((2, 16, 13), (16, 16, 3), stride=2, padding=2),
+    "one_channel_valid": case((2, 1, 12), (8, 1, 3), stride=2),
 }
 
 
