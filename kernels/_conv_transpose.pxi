@@ -34,3 +34,16 @@ def add_channel_bias(cnp.ndarray y, cnp.ndarray bias, int num_threads):
         with nogil:
             channel_bias_impl(<double *>y.data, <double *>bias.data, n, channels, plane, num_threads)
     return y
+
+
+def finite_array(cnp.ndarray a):
+    """Whether every element of a (C-contiguous, float32 or float64) is finite: one pass, in C."""
+    cdef fnn_int count = a.size
+    cdef bint ok
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+        with nogil:
+            ok = all_finite(<float *>a.data, count)
+    else:
+        with nogil:
+            ok = all_finite(<double *>a.data, count)
+    return ok

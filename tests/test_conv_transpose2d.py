@@ -180,6 +180,12 @@ GRID = {
     "one_pixel_cropped": case((2, 4, 1, 1), (4, 3, 4, 4), padding=1),
     "one_pixel_dilated": case((2, 4, 1, 1), (4, 3, 3, 3), dilation=2),
     "one_pixel_past_blocking": case((40, 300, 1, 1), (300, 70, 3, 3)),
+    # several small images (at most 32 pixels): folded into one tall image with gap rows that
+    # catch every tap landing outside its own image (strides, crops, dilation, output_padding)
+    "folded_dilated_cropped": case((3, 4, 3, 4), (4, 5, 3, 4), stride=(2, 3), padding=(2, 1), dilation=(2, 1),
+                                   output_padding=(1, 2)),
+    "folded_stride_past_kernel": case((4, 3, 2, 3), (3, 2, 2, 2), stride=3),
+    "folded_grouped_one_row": case((5, 6, 1, 7), (6, 2, 3, 3), groups=3, stride=2, padding=1),
     # past the GEMM core's blocking: the reduction (C_in) past KC, rows (C_out/g * taps) past MC,
     # output pixels past NC
     "reduction_past_kc": case((2, 300, 3, 3), (300, 4, 3, 3), stride=2, padding=1),
@@ -289,6 +295,7 @@ THREAD_CASES = {
     "output_padding_grouped": case((2, 12, 8, 9), (12, 4, 3, 3), stride=2, padding=1, output_padding=1, groups=3),
     "depthwise": case((2, 8, 10, 9), (8, 1, 3, 3), groups=8, stride=2, padding=1),
     "one_pixel": case((13, 24, 1, 1), (24, 16, 4, 4)),
+    "folded": case((5, 24, 4, 5), (24, 16, 4, 4), stride=2, padding=1),
 }
 
 
