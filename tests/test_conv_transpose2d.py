@@ -186,6 +186,13 @@ GRID = {
                                    output_padding=(1, 2)),
     "folded_stride_past_kernel": case((4, 3, 2, 3), (3, 2, 2, 2), stride=3),
     "folded_grouped_one_row": case((5, 6, 1, 7), (6, 2, 3, 3), groups=3, stride=2, padding=1),
+    # strided with >= 16 channels per group and >= 2 taps per phase: the forward by output
+    # phases, each a stride-1 conv2d forward (asymmetric pads, odd sizes, groups, stride 3)
+    "phases_k4_s2": case((1, 16, 5, 6), (16, 16, 4, 4), stride=2, padding=1),
+    "phases_odd_grouped": case((2, 32, 7, 6), (32, 16, 5, 4), groups=2, stride=2, padding=(1, 2),
+                               output_padding=1),
+    "phases_stride3": case((1, 16, 4, 5), (16, 17, 6, 7), stride=3, padding=2, output_padding=2),
+    "phases_stride_pair": case((2, 16, 3, 12), (16, 16, 4, 6), stride=(2, 3), padding=(0, 1)),
     # past the GEMM core's blocking: the reduction (C_in) past KC, rows (C_out/g * taps) past MC,
     # output pixels past NC
     "reduction_past_kc": case((2, 300, 3, 3), (300, 4, 3, 3), stride=2, padding=1),
@@ -207,6 +214,24 @@ def test_grid_on_every_path(compiled_only, cpu_path, name, dtype):
     with running(cpu_path, threads=3, parallel=True):
         check_forward(cfg, dtype, x, weight, b, use_out=True)
         check_backward(cfg, dtype, x, weight, dy, (True, True, False))
+
+
+def test_grid_selects_the_new_paths():
+    """The grid's one_pixel_*, folded_* and phases_* entries reach the paths they are named for."""
+    from fastnn import conv_transpose as ct
+    for name, cfg in GRID.items():
+        x_shape, w_shape, kw = cfg["x_shape"], cfg["w_shape"], cfg["kwargs"]
+        spec = ct._TransposeSpec(x_shape, w_shape, kw["stride"], kw["padding"], kw["output_padding"],
+                                 kw["groups"], kw["dilation"])
+        one_pixel = ct._one_pixel_taps(x_shape, spec)
+        folded = ct._fold_gap(x_shape, w_shape, spec, out_shape(cfg)[2]) is not None
+        phases = ct._phases(x_shape, w_shape, spec, out_shape(cfg)[2:]) is not None
+        if name.startswith("one_pixel_") and name not in ("one_pixel_cropped", "one_pixel_dilated"):
+            assert one_pixel, name
+        if name.startswith("folded_"):
+            assert folded and not one_pixel, name
+        if name.startswith("phases_"):
+            assert phases and not folded, name
 
 
 @pytest.mark.parametrize("needs", list(itertools.product((False, True), repeat=3)))
@@ -296,6 +321,7 @@ THREAD_CASES = {
     "depthwise": case((2, 8, 10, 9), (8, 1, 3, 3), groups=8, stride=2, padding=1),
     "one_pixel": case((13, 24, 1, 1), (24, 16, 4, 4)),
     "folded": case((5, 24, 4, 5), (24, 16, 4, 4), stride=2, padding=1),
+    "phases": case((2, 16, 6, 7), (16, 16, 4, 4), stride=2, padding=1),
 }
 
 
@@ -332,6 +358,8 @@ NONFINITE = {
     "gather": case((2, 3, 5, 4), (3, 2, 3, 3), padding=1),
     # one output channel per group: conv2d's direct kernels
     "depthwise": case((2, 3, 5, 5), (3, 1, 3, 3), groups=3, stride=2, padding=1, output_padding=1),
+    # by output phases: an Inf/NaN weight meeting padding sends it back to the scatter
+    "phases": case((2, 16, 6, 6), (16, 16, 4, 4), stride=2, padding=1),
 }
 
 
