@@ -76,7 +76,8 @@ def _gemm_route(x_shape, w_shape, spec):
     Measured side by side on unit-height rows: the GEMM wins on strided layers with long
     outputs (wav2vec 2.0's k3 s2 on 199 positions: 1.1-1.6x) and on short kernels at stride 1
     (WaveNet's dilated k2: 1.4-1.6x); the tiles win on long kernels (k9: 1.1x) and on short
-    strided outputs (49 positions: 1.2x)."""
+    strided outputs (49 positions: 1.2x). kernels/_conv1d.pxi's conv1d_fast mirrors this test
+    (it leaves these layers to this module)."""
     if x_shape[1] // spec.groups < _GEMM_MIN_CHANNELS or w_shape[0] // spec.groups < _GEMM_MIN_CHANNELS:
         return False
     if spec.stride >= 2:
@@ -157,6 +158,10 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
         Wrong ndim or shapes, bad stride/padding/dilation/groups, a kernel longer than the
         padded input, an output too large to exist, a bad `out`.
     """
+    if _kernels is not None:
+        y = _kernels.conv1d_fast(x, weight, bias, stride, padding, dilation, groups, out)
+        if y is not None:
+            return y
     x = v.as_float_array("x", x, 3)
     weight = v.as_float_array("weight", weight, 3)
     if bias is not None:

@@ -191,6 +191,41 @@ def test_grid_on_every_path(compiled_only, cpu_path, name, dtype):
         check_backward(cfg, dtype, x, weight, dy, (True, True, False))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(GRID))
+def test_fast_path_agrees_with_the_full_path(compiled_only, cpu_path, name, dtype):
+    """conv1d_fast (plain arrays, int geometry) runs the very kernels the full path would: the
+    same bits as the same call in a layout only the full path takes; and it declines what the
+    full path must decide (strings, tuples, the GEMM route's layers, bad shapes)."""
+    from fastnn import _runtime, conv_1d
+    cfg = GRID[name]
+    x, weight, b, _ = inputs(sorted(GRID).index(name), cfg, dtype, ("c", "c", "c", "c"), True)
+    kw = cfg["kwargs"]
+    if all(type(kw[k]) is int for k in ("stride", "padding", "dilation")):
+        spec = conv_1d._Conv1dSpec(x.shape, weight.shape, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+        fast = _runtime._kernels.conv1d_fast(x, weight, b, kw["stride"], kw["padding"], kw["dilation"],
+                                             kw["groups"], None)
+        assert (fast is None) == conv_1d._gemm_route(x.shape, weight.shape, spec), name
+        full = fastnn.conv1d(with_layout(x, "strided"), weight, b, **kw)
+        np.testing.assert_array_equal(fastnn.conv1d(x, weight, b, **kw), full)
+    else:
+        assert _runtime._kernels.conv1d_fast(x, weight, b, kw["stride"], kw["padding"], kw["dilation"],
+                                             kw["groups"], None) is None
+
+
+def test_fast_path_declines_what_the_full_path_decides(compiled_only):
+    from fastnn import _runtime
+    fast = _runtime._kernels.conv1d_fast
+    x, w = np.ones((2, 3, 10), np.float32), np.ones((4, 3, 3), np.float32)
+    assert fast(x, w, None, 1, 1, 1, 1, None) is not None
+    for args in ((x, w, None, (1,), 1, 1, 1, None), (x, w, None, 1, "same", 1, 1, None),
+                 (x, w, None, 0, 1, 1, 1, None), (x, w, None, 1, -1, 1, 1, None), (x, w, None, 1, 1, 1, 2, None),
+                 (x, w.astype(np.float64), None, 1, 1, 1, 1, None), (x, np.ones((4, 3, 13), np.float32), None, 1, 1, 1, 1, None),
+                 (x, w, np.ones(3, np.float32), 1, 1, 1, 1, None), (x, w, None, 1, 1, 1, 1, np.ones((2, 4, 9), np.float32)),
+                 (x[:, :, ::2], w, None, 1, 1, 1, 1, None), (x[:0], w, None, 1, 1, 1, 1, None), (x, w, None, 1.0, 1, 1, 1, None)):
+        assert fast(*args) is None
+
+
 @pytest.mark.parametrize("needs", list(itertools.product((False, True), repeat=3)))
 def test_each_needs_combination(compiled_only, cpu_path, needs):
     cfg = GRID["grouped"]
