@@ -197,21 +197,20 @@ def _phase_forward(x, weight, bias, y, spec, phases, threads):
     """y by phases (see _phases); False, with y partly written, where conv2d's driver declines
     (padding meeting an Inf or NaN weight: the caller then takes the scatter path)."""
     groups = spec.groups
-    c_in, cout_g, kh, kw = weight.shape
-    w5 = weight.reshape(groups, c_in // groups, cout_g, kh, kw)
+    n, c_in = x.shape[:2]
+    cout_g = weight.shape[1]
     for r, c, taps_r, taps_c, pad, counts in phases:
-        view = y[:, :, r::spec.stride[0], c::spec.stride[1]]
         if not taps_r or not taps_c or counts[0] == 0 or counts[1] == 0:
-            view[...] = 0 if bias is None else bias[:, None, None]
+            y[:, :, r::spec.stride[0], c::spec.stride[1]] = 0 if bias is None else bias[:, None, None]
             continue
-        # (G, Cg, Og, Tr, Tc) -> conv2d's (G*Og, Cg, Tr, Tc), taps flipped
-        sub = w5[:, :, :, taps_r[::-1]][:, :, :, :, taps_c[::-1]]
-        w_phase = np.ascontiguousarray(sub.transpose(0, 2, 1, 3, 4)).reshape(
-            groups * cout_g, c_in // groups, len(taps_r), len(taps_c))
-        tmp = np.empty((x.shape[0], groups * cout_g) + counts, x.dtype)
+        # conv2d's (G*Og, Cg, Tr, Tc): the phase's taps flipped, the channel axes swapped
+        w_phase = _kernels.phase_weight(weight, np.empty((groups * cout_g, c_in // groups, len(taps_r), len(taps_c)),
+                                                         x.dtype),
+                                        groups, taps_r[-1], spec.stride[0], taps_c[-1], spec.stride[1])
+        tmp = np.empty((n, groups * cout_g) + counts, x.dtype)
         if not _kernels.conv2d_forward(x, w_phase, bias, tmp, (1, 1), pad, (1, 1), groups, threads):
             return False
-        np.copyto(view, tmp)
+        _kernels.phase_store(tmp, y, r, spec.stride[0], c, spec.stride[1], threads)
     return True
 
 
