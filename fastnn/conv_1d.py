@@ -7,6 +7,13 @@ so nothing is copied that conv2d would not copy. conv2d then picks its compiled 
 small-call fast path, direct kernels for depthwise layers, implicit GEMM for the rest), and
 falls back to its own oracle exactly where conv2d would.
 
+Three routes of its own come first: plain small calls go straight to conv2d's dispatch
+(_kernels.conv1d_fast); layers where conv2d's implicit GEMM measured faster than the direct
+convolution tiles its dispatch would pick run on it through an entry point of their own
+(_gemm_route: strided layers with long outputs, short kernels at stride 1; and those short
+kernels' input gradients as the flipped forward); and a one-channel unpadded layer's backward
+(wav2vec 2.0's first layer) is plain GEMMs over strided views of the signal (_one_channel).
+
 Every argument is checked here first, so that errors speak of lengths, 3-D arrays and
 1-tuples, never of conv2d's heights and widths.
 """

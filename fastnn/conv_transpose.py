@@ -11,6 +11,17 @@ H_out x W_out, output H x W, the same stride, padding, dilation, groups and weig
 - the weight gradient is its weight gradient with x and grad_output in each other's place;
 - the bias gradient is conv2d's (grad_output summed per channel).
 
+Where conv2d's drivers would run a transposed layer poorly, it takes one of three routes of
+its own first (each bit-identical for any thread count, each falling back to the above where
+an Inf or NaN would meet a zero it adds):
+
+- a 1x1 input with no crop (DCGAN's latent projection) is a plain GEMM per group on the GEMM
+  core (_one_pixel_taps), forward and backward;
+- a batch of tiny images (at most 32 pixels) is folded into one tall image with gap rows
+  (_fold_gap), so the drivers' GEMMs span the batch, not 16 pixels;
+- a strided forward whose output phases each have >= 2x2 taps (DCGAN's k4 s2) runs as one
+  stride-1 conv2d forward per phase (_phases), interleaved into place.
+
 Everything the drivers trust is checked here. When the extension is missing, or where conv2d's
 implicit GEMM would multiply an Inf or NaN by padding (the drivers decline), fastnn.reference
 does the work instead.
