@@ -92,31 +92,6 @@ def _gemm_route(x_shape, w_shape, spec):
     return w_shape[2] <= 3
 
 
-def _input_grad_as_gemm_forward(x_shape, w_shape, spec):
-    """Whether the input gradient runs as the forward convolution of grad_output with the
-    kernel flipped and its channel axes swapped, on the GEMM route (stride 1, a short kernel,
-    many channels both ways: _gemm_route's layers read backwards; WaveNet's dilated k2)."""
-    return (spec.stride == 1 and spec.padding != "same" and (w_shape[2] - 1) * spec.dilation >= spec.padding
-            and _gemm_route(x_shape, w_shape, spec))
-
-
-def _input_grad_forward(dy, weight, x_shape, spec):
-    """grad_input = conv1d(dY, W') with W'[g*Cg + c, o, k] = W[g*Og + o, c, K-1-k], padded by
-    (K-1)*d - padding on both ends, on conv2d's implicit GEMM; None where the driver declines
-    (that padding meeting an Inf or NaN weight)."""
-    c_out, cin_g, kernel = weight.shape
-    groups = spec.groups
-    w_t = np.ascontiguousarray(
-        weight.reshape(groups, c_out // groups, cin_g, kernel).transpose(0, 2, 1, 3)[..., ::-1]).reshape(
-        groups * cin_g, c_out // groups, 1, kernel)
-    grad_input = np.empty(x_shape, dy.dtype)
-    if _kernels.conv1d_forward_gemm(dy[:, :, None, :], w_t, None, grad_input[:, :, None, :], (1, 1),
-                                    (0, (kernel - 1) * spec.dilation - spec.padding), (1, spec.dilation), groups,
-                                    _runtime.threads_for(spec.flops((c_out, cin_g, kernel)))):
-        return grad_input
-    return None
-
-
 def _one_channel(x_shape, w_shape, spec):
     """Whether the backward runs as plain GEMMs over strided views of the signal: one input
     channel, many outputs, no padding (wav2vec 2.0's first layer). The im2col matrix of one
@@ -264,16 +239,9 @@ def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         if needs_bias_grad:
             grad_bias = _kernels.conv2d_grad_bias(dy[:, :, None, :], np.empty(dy.shape[1], dtype), threads)
         return grad_input, grad_weight, grad_bias
-    grad_input = None
-    if needs_input_grad and x.size and weight.size and _input_grad_as_gemm_forward(x.shape, weight.shape, spec):
-        grad_input = _input_grad_forward(v.contiguous(grad_output, dtype), v.contiguous(weight, dtype), x.shape,
-                                         spec)
-        needs_input_grad = grad_input is None
-    grad_in, grad_weight, grad_bias = _conv.conv2d_backward(
+    grad_input, grad_weight, grad_bias = _conv.conv2d_backward(
         grad_output[:, :, None, :], x[:, :, None, :], weight[:, :, None, :], *spec.conv2d_args(),
         needs_input_grad=needs_input_grad, needs_weight_grad=needs_weight_grad,
         needs_bias_grad=needs_bias_grad)
-    if grad_in is not None:
-        grad_input = grad_in[:, :, 0, :]
-    return (grad_input,
+    return (None if grad_input is None else grad_input[:, :, 0, :],
             None if grad_weight is None else grad_weight[:, :, 0, :], grad_bias)
