@@ -10,8 +10,8 @@ falls back to its own oracle exactly where conv2d would.
 Three routes of its own come first: plain small calls go straight to conv2d's dispatch
 (_kernels.conv1d_fast); layers where conv2d's implicit GEMM measured faster than the direct
 convolution tiles its dispatch would pick run on it through an entry point of their own
-(_gemm_route: strided layers with long outputs, short kernels at stride 1; and those short
-kernels' input gradients as the flipped forward); and a one-channel unpadded layer's backward
+(_gemm_route: strided layers with long outputs, short kernels at stride 1); and a one-channel
+unpadded layer's backward
 (wav2vec 2.0's first layer) is plain GEMMs over strided views of the signal (_one_channel).
 
 Every argument is checked here first, so that errors speak of lengths, 3-D arrays and

@@ -164,6 +164,11 @@ GRID = {
     "strided_padded_odd": case((3, 17, 33), (19, 17, 3), stride=2, padding=1),
     "strided_grouped_s3": case((2, 32, 50), (48, 16, 4), stride=3, padding=1, groups=2),
     "strided_past_kc": case((1, 200, 40), (20, 200, 3), stride=2, dilation=2),
+    # stride 1, a short kernel, >= 16 channels both ways: the forward on the GEMM route too
+    # (dilated, padded, grouped, a padding past (K-1)*d)
+    "short_kernel_dilated": case((2, 16, 70), (20, 16, 2), dilation=5),
+    "short_kernel_padded_grouped": case((2, 32, 41), (32, 16, 3), padding=1, groups=2),
+    "short_kernel_wide_pad": case((1, 16, 30), (16, 16, 3), padding=3),
     "depthwise_k15": case((2, 8, 60), (8, 1, 15), groups=8, padding=7),
     "depthwise_k31_strided": case((1, 6, 70), (6, 1, 31), groups=6, padding=15, stride=2),
     "multiplier": case((2, 3, 19), (9, 1, 5), groups=3, padding=(2,)),
@@ -301,6 +306,7 @@ THREAD_CASES = {
     "dilated": case((2, 8, 300), (12, 8, 2), dilation=16),
     "strided_many_channels": case((2, 16, 101), (20, 16, 3), stride=2, padding=1),
     "one_channel_dilated": case((3, 1, 500), (96, 1, 13), dilation=2),
+    "short_kernel_many_channels": case((2, 16, 101), (16, 16, 3), padding=1, dilation=2),
 }
 
 
@@ -336,6 +342,7 @@ NONFINITE = {
     # one-channel backward's GEMMs
     "strided_many_channels": case((2, 16, 13), (16, 16, 3), stride=2, padding=2),
     "one_channel_valid": case((2, 1, 12), (8, 1, 3), stride=2),
+    "short_kernel_padded": case((2, 16, 12), (16, 16, 3), padding=1),
 }
 
 
