@@ -123,6 +123,9 @@ def _one_pixel_backward(dy, x, weight, grad_input, grad_weight, groups, threads)
 # of a 64-wide register tile). Measured side by side on DCGAN's layers: 1.15-1.25x on 4x4
 # images; slower from 8x8 on (the gap rows' wasted work, the tall image's larger blocks).
 _FOLD_MAX_PIXELS = 32
+# float32 only: float64's register tiles are half as wide (32 columns on AVX-512), so a 4x4
+# image fills half of one and the gap rows' extra work loses (measured 0.84x forward).
+_FOLD_DTYPE = np.dtype(np.float32)
 
 
 def _fold_gap(x_shape, w_shape, spec, h_out):
@@ -292,7 +295,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         if _one_pixel_taps(x.shape, spec):
             return _one_pixel_forward(v.contiguous(x, dtype), v.contiguous(weight, dtype),
                                       None if bias is None else v.contiguous(bias, dtype), y, spec.groups, threads)
-        gap = _fold_gap(x.shape, weight.shape, spec, y.shape[2])
+        gap = _fold_gap(x.shape, weight.shape, spec, y.shape[2]) if dtype == _FOLD_DTYPE else None
         weight = v.contiguous(weight, dtype)
         if gap is not None and _kernels.finite_array(weight):
             n, s = x.shape[0], spec.stride[0]
@@ -359,7 +362,9 @@ def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, outpu
         _one_pixel_backward(dy, v.contiguous(x, dtype), v.contiguous(weight, dtype), grad_input, grad_weight,
                             spec.groups, threads)
         needs_input_grad = needs_weight_grad = False
-    gap = _fold_gap(x.shape, weight.shape, spec, dy.shape[2]) if _kernels is not None else None
+    gap = None
+    if _kernels is not None and dtype == _FOLD_DTYPE:
+        gap = _fold_gap(x.shape, weight.shape, spec, dy.shape[2])
     if gap is not None and (needs_input_grad or needs_weight_grad) and weight.shape[1] and x.size:
         # folded: every tap meets gap zeros somewhere, so the weight (input gradient), and x
         # and dY (weight gradient), must be finite

@@ -224,10 +224,13 @@ def test_fast_path_declines_what_the_full_path_decides(compiled_only):
     x, w = np.ones((2, 3, 10), np.float32), np.ones((4, 3, 3), np.float32)
     assert fast(x, w, None, 1, 1, 1, 1, None) is not None
     for args in ((x, w, None, (1,), 1, 1, 1, None), (x, w, None, 1, "same", 1, 1, None),
-                 (x, w, None, 0, 1, 1, 1, None), (x, w, None, 1, -1, 1, 1, None), (x, w, None, 1, 1, 1, 2, None),
-                 (x, w.astype(np.float64), None, 1, 1, 1, 1, None), (x, np.ones((4, 3, 13), np.float32), None, 1, 1, 1, 1, None),
-                 (x, w, np.ones(3, np.float32), 1, 1, 1, 1, None), (x, w, None, 1, 1, 1, 1, np.ones((2, 4, 9), np.float32)),
-                 (x[:, :, ::2], w, None, 1, 1, 1, 1, None), (x[:0], w, None, 1, 1, 1, 1, None), (x, w, None, 1.0, 1, 1, 1, None)):
+                 (x, w, None, 0, 1, 1, 1, None), (x, w, None, 1, -1, 1, 1, None),
+                 (x, w, None, 1, 1, 1, 2, None), (x, w.astype(np.float64), None, 1, 1, 1, 1, None),
+                 (x, np.ones((4, 3, 13), np.float32), None, 1, 1, 1, 1, None),
+                 (x, w, np.ones(3, np.float32), 1, 1, 1, 1, None),
+                 (x, w, None, 1, 1, 1, 1, np.ones((2, 4, 9), np.float32)),
+                 (x[:, :, ::2], w, None, 1, 1, 1, 1, None), (x[:0], w, None, 1, 1, 1, 1, None),
+                 (x, w, None, 1.0, 1, 1, 1, None)):
         assert fast(*args) is None
 
 
