@@ -7,9 +7,19 @@ so nothing is copied that conv2d would not copy. conv2d then picks its compiled 
 small-call fast path, direct kernels for depthwise layers, implicit GEMM for the rest), and
 falls back to its own oracle exactly where conv2d would.
 
+Three routes of its own come first: plain small calls go straight to conv2d's dispatch
+(_kernels.conv1d_fast); layers where conv2d's implicit GEMM measured faster than the direct
+convolution tiles its dispatch would pick run on it through an entry point of their own
+(_gemm_route: strided layers with long outputs, short kernels at stride 1); and a one-channel
+unpadded layer's backward
+(wav2vec 2.0's first layer) is plain GEMMs over strided views of the signal (_one_channel).
+
 Every argument is checked here first, so that errors speak of lengths, 3-D arrays and
 1-tuples, never of conv2d's heights and widths.
 """
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import conv as _conv
@@ -56,6 +66,73 @@ class _Conv1dSpec:
     def reference_args(self):
         return self.stride, self.padding, self.dilation, self.groups
 
+    def flops(self, w_shape):
+        n, c_out, length_out = self.out_shape
+        return 2 * n * c_out * length_out * w_shape[1] * w_shape[2]
+
+
+# Channels per group from which the GEMM route pays (conv2d's tiles' own domain), and the
+# output length from which a strided layer's im2col panels are full enough to beat the tiles.
+_GEMM_MIN_CHANNELS = 16
+_GEMM_MIN_STRIDED_LENGTH = 128
+
+
+def _gemm_route(x_shape, w_shape, spec):
+    """Whether the forward runs on conv2d's implicit GEMM itself (_kernels.conv1d_forward_gemm)
+    rather than on the direct convolution tiles conv2d's dispatch would take for many channels.
+    Measured side by side on unit-height rows: the GEMM wins on strided layers with long
+    outputs (wav2vec 2.0's k3 s2 on 199 positions: 1.1-1.6x) and on short kernels at stride 1
+    (WaveNet's dilated k2: 1.4-1.6x); the tiles win on long kernels (k9: 1.1x) and on short
+    strided outputs (49 positions: 1.2x). kernels/_conv1d.pxi's conv1d_fast mirrors this test
+    (it leaves these layers to this module)."""
+    if x_shape[1] // spec.groups < _GEMM_MIN_CHANNELS or w_shape[0] // spec.groups < _GEMM_MIN_CHANNELS:
+        return False
+    if spec.stride >= 2:
+        return spec.out_shape[2] >= _GEMM_MIN_STRIDED_LENGTH
+    return w_shape[2] <= 3
+
+
+def _one_channel(x_shape, w_shape, spec):
+    """Whether the backward runs as plain GEMMs over strided views of the signal: one input
+    channel, many outputs, no padding (wav2vec 2.0's first layer). The im2col matrix of one
+    image is then a view, cols[k, t] = x[t*stride + k*dilation], and every product is a real
+    term, so the GEMM's Inf/NaN are the oracle's."""
+    return spec.groups == 1 and x_shape[1] == 1 and spec.padding == 0 and w_shape[0] >= 8
+
+
+def _signal_cols(x_img, kernel, length_out, spec):
+    """The (K, L_out) im2col view of one contiguous 1-D signal (no padding): read-only, no copy."""
+    item = x_img.itemsize
+    return as_strided(x_img, (kernel, length_out), (spec.dilation * item, spec.stride * item), writeable=False)
+
+
+def _one_channel_backward(dy, x, weight, spec, needs_input_grad, needs_weight_grad, threads):
+    """(grad_input, grad_weight) of a one-channel, unpadded conv1d (see _one_channel), per image:
+    cols = W^T dY[n] (a GEMM over the output channels) added back tap by tap, and
+    dW^T = sum over images, in order, of cols[n] dY[n]^T (a GEMM over the output positions).
+    The order of every sum depends on the shape only, never on the thread count."""
+    n, _, length = x.shape
+    c_out, _, kernel = weight.shape
+    length_out = dy.shape[2]
+    s, d = spec.stride, spec.dilation
+    grad_input = grad_weight = None
+    if needs_input_grad:
+        grad_input = np.zeros(x.shape, x.dtype)
+        cols = np.empty((kernel, length_out), x.dtype)
+        w_t = weight.reshape(c_out, kernel).T
+        for img in range(n):
+            _kernels.gemm(w_t, dy[img], cols, num_threads=threads)
+            row = grad_input[img, 0]
+            for tap in range(kernel):
+                row[tap * d:tap * d + s * (length_out - 1) + 1:s] += cols[tap]
+    if needs_weight_grad:
+        grad_wt = np.zeros((kernel, c_out), x.dtype)
+        for img in range(n):
+            _kernels.gemm(_signal_cols(x[img, 0], kernel, length_out, spec), dy[img].T, grad_wt,
+                          accumulate=img > 0, num_threads=threads)
+        grad_weight = np.ascontiguousarray(grad_wt.T).reshape(c_out, 1, kernel)
+    return grad_input, grad_weight
+
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
     """1-D convolution (cross-correlation), as torch.nn.functional.conv1d.
@@ -88,6 +165,10 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
         Wrong ndim or shapes, bad stride/padding/dilation/groups, a kernel longer than the
         padded input, an output too large to exist, a bad `out`.
     """
+    if _kernels is not None:
+        y = _kernels.conv1d_fast(x, weight, bias, stride, padding, dilation, groups, out)
+        if y is not None:
+            return y
     x = v.as_float_array("x", x, 3)
     weight = v.as_float_array("weight", weight, 3)
     if bias is not None:
@@ -101,6 +182,14 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
         v.check_out(out, spec.out_shape, dtype, (x, weight, bias))
     if _kernels is None:
         return reference.conv1d(x, weight, bias, *spec.reference_args(), out=out)
+    if _gemm_route(x.shape, weight.shape, spec) and x.size and weight.size:
+        y = out if out is not None else np.empty(spec.out_shape, dtype)
+        if y.size == 0 or _kernels.conv1d_forward_gemm(
+                v.contiguous(x, dtype)[:, :, None, :], v.contiguous(weight, dtype)[:, :, None, :],
+                None if bias is None else v.contiguous(bias, dtype), y[:, :, None, :],
+                (1, spec.stride), (0, spec.padding), (1, spec.dilation), spec.groups,
+                _runtime.threads_for(spec.flops(weight.shape))):
+            return y
     y = _conv.conv2d(x[:, :, None, :], weight[:, :, None, :], bias, *spec.conv2d_args(),
                      out=None if out is None else out[:, :, None, :])
     return out if out is not None else y[:, :, 0, :]
@@ -133,7 +222,7 @@ def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     grad_output = v.as_float_array("grad_output", grad_output, 3)
     x = v.as_float_array("x", x, 3)
     weight = v.as_float_array("weight", weight, 3)
-    v.common_dtype(grad_output=grad_output, x=x, weight=weight)
+    dtype = v.common_dtype(grad_output=grad_output, x=x, weight=weight)
     spec = _Conv1dSpec(x.shape, weight.shape, stride, padding, dilation, groups)
     if grad_output.shape != spec.out_shape:
         raise ValueError(f"grad_output must have shape {spec.out_shape} (conv1d's output), got {grad_output.shape}")
@@ -141,6 +230,15 @@ def conv1d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         return reference.conv1d_backward(
             grad_output, x, weight, *spec.reference_args(), needs_input_grad=needs_input_grad,
             needs_weight_grad=needs_weight_grad, needs_bias_grad=needs_bias_grad)
+    if _one_channel(x.shape, weight.shape, spec):
+        dy = v.contiguous(grad_output, dtype)
+        threads = _runtime.threads_for(spec.flops(weight.shape))
+        grad_input, grad_weight = _one_channel_backward(dy, v.contiguous(x, dtype), v.contiguous(weight, dtype),
+                                                        spec, needs_input_grad, needs_weight_grad, threads)
+        grad_bias = None
+        if needs_bias_grad:
+            grad_bias = _kernels.conv2d_grad_bias(dy[:, :, None, :], np.empty(dy.shape[1], dtype), threads)
+        return grad_input, grad_weight, grad_bias
     grad_input, grad_weight, grad_bias = _conv.conv2d_backward(
         grad_output[:, :, None, :], x[:, :, None, :], weight[:, :, None, :], *spec.conv2d_args(),
         needs_input_grad=needs_input_grad, needs_weight_grad=needs_weight_grad,

@@ -45,6 +45,7 @@ include "_conv_fastpath.pxi"
 
 # conv_transpose2d (and conv1d) run on conv2d's entry points; the transposed forward's bias.
 include "_conv_transpose.pxi"
+include "_conv1d.pxi"
 
 # Variable-length batches: the packed layout's plan and row moves (all three recurrent families).
 include "_lengths.pxi"

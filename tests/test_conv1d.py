@@ -150,7 +150,25 @@ GRID = {
     # one input channel, a long strided kernel (wav2vec's first layer)
     "one_channel_k10_s5": case((2, 1, 203), (12, 1, 10), stride=5),
     "one_channel_few_outputs": case((2, 1, 50), (3, 1, 7), stride=2, padding=3),
+    # one channel, unpadded, many outputs: the backward's GEMMs over strided views of the
+    # signal (and their edges: dilation, a 1-tap kernel, one output position, odd sizes);
+    # padded, it stays on conv2d's drivers
+    "one_channel_dilated": case((3, 1, 41), (9, 1, 4), dilation=3),
+    "one_channel_k1": case((1, 1, 7), (8, 1, 1)),
+    "one_channel_one_position": case((2, 1, 11), (11, 1, 10), stride=3),
+    "one_channel_padded": case((2, 1, 31), (8, 1, 5), stride=2, padding=2),
+    "one_channel_past_blocking": case((2, 1, 6001), (300, 1, 10), stride=5),
     "strided_k3_s2": case((2, 16, 41), (24, 16, 3), stride=2),
+    # strided with many channels: conv2d's implicit GEMM itself (conv1d_forward_gemm), padded,
+    # grouped, odd sizes, past KC
+    "strided_padded_odd": case((3, 17, 33), (19, 17, 3), stride=2, padding=1),
+    "strided_grouped_s3": case((2, 32, 50), (48, 16, 4), stride=3, padding=1, groups=2),
+    "strided_past_kc": case((1, 200, 40), (20, 200, 3), stride=2, dilation=2),
+    # stride 1, a short kernel, >= 16 channels both ways: the forward on the GEMM route too
+    # (dilated, padded, grouped, a padding past (K-1)*d)
+    "short_kernel_dilated": case((2, 16, 70), (20, 16, 2), dilation=5),
+    "short_kernel_padded_grouped": case((2, 32, 41), (32, 16, 3), padding=1, groups=2),
+    "short_kernel_wide_pad": case((1, 16, 30), (16, 16, 3), padding=3),
     "depthwise_k15": case((2, 8, 60), (8, 1, 15), groups=8, padding=7),
     "depthwise_k31_strided": case((1, 6, 70), (6, 1, 31), groups=6, padding=15, stride=2),
     "multiplier": case((2, 3, 19), (9, 1, 5), groups=3, padding=(2,)),
@@ -176,6 +194,44 @@ def test_grid_on_every_path(compiled_only, cpu_path, name, dtype):
     with running(cpu_path, threads=3, parallel=True):
         check_forward(cfg, dtype, x, weight, b, use_out=True)
         check_backward(cfg, dtype, x, weight, dy, (True, True, False))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(GRID))
+def test_fast_path_agrees_with_the_full_path(compiled_only, cpu_path, name, dtype):
+    """conv1d_fast (plain arrays, int geometry) runs the very kernels the full path would: the
+    same bits as the same call in a layout only the full path takes; and it declines what the
+    full path must decide (strings, tuples, the GEMM route's layers, bad shapes)."""
+    from fastnn import _runtime, conv_1d
+    cfg = GRID[name]
+    x, weight, b, _ = inputs(sorted(GRID).index(name), cfg, dtype, ("c", "c", "c", "c"), True)
+    kw = cfg["kwargs"]
+    if all(type(kw[k]) is int for k in ("stride", "padding", "dilation")):
+        spec = conv_1d._Conv1dSpec(x.shape, weight.shape, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+        fast = _runtime._kernels.conv1d_fast(x, weight, b, kw["stride"], kw["padding"], kw["dilation"],
+                                             kw["groups"], None)
+        assert (fast is None) == conv_1d._gemm_route(x.shape, weight.shape, spec), name
+        full = fastnn.conv1d(with_layout(x, "strided"), weight, b, **kw)
+        np.testing.assert_array_equal(fastnn.conv1d(x, weight, b, **kw), full)
+    else:
+        assert _runtime._kernels.conv1d_fast(x, weight, b, kw["stride"], kw["padding"], kw["dilation"],
+                                             kw["groups"], None) is None
+
+
+def test_fast_path_declines_what_the_full_path_decides(compiled_only):
+    from fastnn import _runtime
+    fast = _runtime._kernels.conv1d_fast
+    x, w = np.ones((2, 3, 10), np.float32), np.ones((4, 3, 3), np.float32)
+    assert fast(x, w, None, 1, 1, 1, 1, None) is not None
+    for args in ((x, w, None, (1,), 1, 1, 1, None), (x, w, None, 1, "same", 1, 1, None),
+                 (x, w, None, 0, 1, 1, 1, None), (x, w, None, 1, -1, 1, 1, None),
+                 (x, w, None, 1, 1, 1, 2, None), (x, w.astype(np.float64), None, 1, 1, 1, 1, None),
+                 (x, np.ones((4, 3, 13), np.float32), None, 1, 1, 1, 1, None),
+                 (x, w, np.ones(3, np.float32), 1, 1, 1, 1, None),
+                 (x, w, None, 1, 1, 1, 1, np.ones((2, 4, 9), np.float32)),
+                 (x[:, :, ::2], w, None, 1, 1, 1, 1, None), (x[:0], w, None, 1, 1, 1, 1, None),
+                 (x, w, None, 1.0, 1, 1, 1, None)):
+        assert fast(*args) is None
 
 
 @pytest.mark.parametrize("needs", list(itertools.product((False, True), repeat=3)))
@@ -251,6 +307,9 @@ THREAD_CASES = {
     "one_channel_strided": case((2, 1, 997), (24, 1, 10), stride=5),
     "depthwise": case((2, 16, 257), (16, 1, 31), groups=16, padding=15),
     "dilated": case((2, 8, 300), (12, 8, 2), dilation=16),
+    "strided_many_channels": case((2, 16, 101), (20, 16, 3), stride=2, padding=1),
+    "one_channel_dilated": case((3, 1, 500), (96, 1, 13), dilation=2),
+    "short_kernel_many_channels": case((2, 16, 101), (16, 16, 3), padding=1, dilation=2),
 }
 
 
@@ -282,6 +341,11 @@ NONFINITE = {
     "same_even": case((2, 3, 11), (4, 3, 4), padding="same", dilation=2),
     "depthwise_padded": case((2, 3, 12), (6, 1, 5), groups=3, padding=3),
     "valid": case((2, 3, 12), (4, 3, 3)),
+    # the strided GEMM route (padding: an Inf/NaN weight goes to conv2d's own way) and the
+    # one-channel backward's GEMMs
+    "strided_many_channels": case((2, 16, 13), (16, 16, 3), stride=2, padding=2),
+    "one_channel_valid": case((2, 1, 12), (8, 1, 3), stride=2),
+    "short_kernel_padded": case((2, 16, 12), (16, 16, 3), padding=1),
 }
 
 

@@ -171,6 +171,28 @@ GRID = {
     "one_output_channel": case((2, 6, 4, 4), (6, 1, 3, 3), stride=2),
     "padding_crops_most": case((1, 3, 3, 4), (3, 2, 3, 3), padding=2),
     "one_by_one_input": case((3, 4, 1, 1), (4, 5, 4, 4)),
+    # a 1x1 input with no crop: the per-group GEMM (DCGAN's latent projection); odd sizes,
+    # groups, a stride that changes nothing, one image, one tap; with a crop or dilation
+    # gaps it stays on conv2d's drivers
+    "one_pixel_odd": case((5, 7, 1, 1), (7, 3, 3, 5), stride=2),
+    "one_pixel_grouped": case((3, 6, 1, 1), (6, 4, 2, 3), groups=3),
+    "one_pixel_one_image_one_tap": case((1, 3, 1, 1), (3, 2, 1, 1)),
+    "one_pixel_cropped": case((2, 4, 1, 1), (4, 3, 4, 4), padding=1),
+    "one_pixel_dilated": case((2, 4, 1, 1), (4, 3, 3, 3), dilation=2),
+    "one_pixel_past_blocking": case((40, 300, 1, 1), (300, 70, 3, 3)),
+    # several small images (at most 32 pixels): folded into one tall image with gap rows that
+    # catch every tap landing outside its own image (strides, crops, dilation, output_padding)
+    "folded_dilated_cropped": case((3, 4, 3, 4), (4, 5, 3, 4), stride=(2, 3), padding=(2, 1), dilation=(2, 1),
+                                   output_padding=(1, 2)),
+    "folded_stride_past_kernel": case((4, 3, 2, 3), (3, 2, 2, 2), stride=3),
+    "folded_grouped_one_row": case((5, 6, 1, 7), (6, 2, 3, 3), groups=3, stride=2, padding=1),
+    # strided with >= 16 channels per group and >= 2 taps per phase: the forward by output
+    # phases, each a stride-1 conv2d forward (asymmetric pads, odd sizes, groups, stride 3)
+    "phases_k4_s2": case((1, 16, 5, 6), (16, 16, 4, 4), stride=2, padding=1),
+    "phases_odd_grouped": case((2, 32, 7, 6), (32, 16, 5, 4), groups=2, stride=2, padding=(1, 2),
+                               output_padding=1),
+    "phases_stride3": case((1, 16, 4, 5), (16, 17, 6, 7), stride=3, padding=2, output_padding=2),
+    "phases_stride_pair": case((2, 16, 3, 12), (16, 16, 4, 6), stride=(2, 3), padding=(0, 1)),
     # past the GEMM core's blocking: the reduction (C_in) past KC, rows (C_out/g * taps) past MC,
     # output pixels past NC
     "reduction_past_kc": case((2, 300, 3, 3), (300, 4, 3, 3), stride=2, padding=1),
@@ -192,6 +214,24 @@ def test_grid_on_every_path(compiled_only, cpu_path, name, dtype):
     with running(cpu_path, threads=3, parallel=True):
         check_forward(cfg, dtype, x, weight, b, use_out=True)
         check_backward(cfg, dtype, x, weight, dy, (True, True, False))
+
+
+def test_grid_selects_the_new_paths():
+    """The grid's one_pixel_*, folded_* and phases_* entries reach the paths they are named for."""
+    from fastnn import conv_transpose as ct
+    for name, cfg in GRID.items():
+        x_shape, w_shape, kw = cfg["x_shape"], cfg["w_shape"], cfg["kwargs"]
+        spec = ct._TransposeSpec(x_shape, w_shape, kw["stride"], kw["padding"], kw["output_padding"],
+                                 kw["groups"], kw["dilation"])
+        one_pixel = ct._one_pixel_taps(x_shape, spec)
+        folded = ct._fold_gap(x_shape, w_shape, spec, out_shape(cfg)[2]) is not None
+        phases = ct._phases(x_shape, w_shape, spec, out_shape(cfg)[2:]) is not None
+        if name.startswith("one_pixel_") and name not in ("one_pixel_cropped", "one_pixel_dilated"):
+            assert one_pixel, name
+        if name.startswith("folded_"):
+            assert folded and not one_pixel, name
+        if name.startswith("phases_"):
+            assert phases and not folded, name
 
 
 @pytest.mark.parametrize("needs", list(itertools.product((False, True), repeat=3)))
@@ -279,6 +319,9 @@ THREAD_CASES = {
     "stride1": case((3, 16, 11, 13), (16, 12, 3, 2), padding=1),
     "output_padding_grouped": case((2, 12, 8, 9), (12, 4, 3, 3), stride=2, padding=1, output_padding=1, groups=3),
     "depthwise": case((2, 8, 10, 9), (8, 1, 3, 3), groups=8, stride=2, padding=1),
+    "one_pixel": case((13, 24, 1, 1), (24, 16, 4, 4)),
+    "folded": case((5, 24, 4, 5), (24, 16, 4, 4), stride=2, padding=1),
+    "phases": case((2, 16, 6, 7), (16, 16, 4, 4), stride=2, padding=1),
 }
 
 
@@ -315,6 +358,8 @@ NONFINITE = {
     "gather": case((2, 3, 5, 4), (3, 2, 3, 3), padding=1),
     # one output channel per group: conv2d's direct kernels
     "depthwise": case((2, 3, 5, 5), (3, 1, 3, 3), groups=3, stride=2, padding=1, output_padding=1),
+    # by output phases: an Inf/NaN weight meeting padding sends it back to the scatter
+    "phases": case((2, 16, 6, 6), (16, 16, 4, 4), stride=2, padding=1),
 }
 
 
@@ -459,6 +504,40 @@ def test_backward_nonfinite_input_pixel_and_weight(name, dtype, bad, cpu_path):
         if (i, j) == (0, 0):
             expect[:, 0, iy, ix] = True
     np.testing.assert_array_equal(~np.isfinite(gi), expect, err_msg="grad_input mask")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nonfinite_one_pixel(dtype, bad, cpu_path, count_fallbacks):
+    """The 1x1-input GEMM: every product is a real term, so an Inf/NaN spreads exactly as in the
+    oracle (x: its image's row of outputs in its group; weight: one output pixel of every image;
+    dY: its image's input gradient in its group, the weight gradient's tap)."""
+    cfg = case((3, 4, 1, 1), (4, 3, 2, 3), groups=2, stride=2)
+    rng = np.random.default_rng(1)
+    x, w, b, dy = ((rng.random(s) + 0.5).astype(dtype) for s in (cfg["x_shape"], cfg["w_shape"], (6,),
+                                                                  out_shape(cfg)))
+    kw = cfg["kwargs"]
+    x[1, 3, 0, 0] = bad
+    y = fastnn.conv_transpose2d(x, w, b, **kw)
+    assert_nonfinite_like(y, reference.conv_transpose2d(x, w, b, **kw), "forward")
+    expect = np.zeros(y.shape, bool)
+    expect[1, 3:] = True
+    np.testing.assert_array_equal(~np.isfinite(y), expect)
+    backward_both(dy, x, w, kw)
+    x[1, 3, 0, 0] = 1.0
+    w[0, 2, 1, 0] = bad
+    y = fastnn.conv_transpose2d(x, w, b, **kw)
+    assert_nonfinite_like(y, reference.conv_transpose2d(x, w, b, **kw), "forward")
+    expect = np.zeros(y.shape, bool)
+    expect[:, 2, 1, 0] = True
+    np.testing.assert_array_equal(~np.isfinite(y), expect)
+    backward_both(dy, x, w, kw)
+    w[0, 2, 1, 0] = 1.0
+    dy[2, 4, 0, 1] = bad
+    gi, gw, gb = backward_both(dy, x, w, kw)
+    assert (~np.isfinite(gi)).sum() == 2 and not np.isfinite(gi[2, 2:]).any()
+    assert (~np.isfinite(gw)).sum() == 2 and not np.isfinite(gw[2:, 1, 0, 1]).any()
+    assert count_fallbacks == {}
 
 
 def test_finite_problems_never_fall_back(cpu_path, count_fallbacks):
