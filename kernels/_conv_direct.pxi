@@ -88,6 +88,20 @@ cdef inline fnn_int padded_elems(const fnn_plane_geom *pg, fnn_int itemsize) noe
     return gp.h * gp.w + FNN_PLANE_SLACK_BYTES // itemsize
 
 
+cdef inline bint reads_padding_itself(const fnn_plane_geom *pg) noexcept nogil:
+    """Whether the active level's kernels for this geometry read padding themselves (the 3x3
+    stride-1 kernel or the general ones of fnn_dw_avx512.c): no zero-padded copies needed."""
+    return fnn_plane_reads_padding_itself(pg) != 0 or fnn_plane_dw_reads_padding_itself(pg) != 0
+
+
+cdef inline void plane_grad_input_gather(const fnn_plane_geom *pg, const floating *dy, fnn_int nc,
+                                         fnn_int dys, const floating *wt, floating *dx) noexcept nogil:
+    if floating is float:
+        fnn_plane_grad_input_gather_f32(pg, dy, nc, dys, wt, dx)
+    else:
+        fnn_plane_grad_input_gather_f64(pg, dy, nc, dys, wt, dx)
+
+
 cdef inline bint small_direct(const ConvGeom *g) noexcept nogil:
     """Whether a convolution with a few input channels per group runs on the direct kernels."""
     cdef fnn_plane_geom pg = plane_geom(g)
@@ -168,7 +182,7 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int nq = ceil_div(g.cout_g, per)
     cdef fnn_int items = g.n * g.groups * nq, item, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
+    cdef bint pad = (plane_reads_padding(&pg) and not reads_padding_itself(&pg)
                      and all_finite(w, g.c_out * g.kg))
     cdef bint stream = not pad and per == 1 and g.n * g.c_out * g.p * sizeof(floating) >= STREAM_MIN_BYTES
     cdef floating *xp = NULL
@@ -224,6 +238,11 @@ cdef inline void direct_grad_input_item(const ConvGeom *g, const fnn_plane_geom 
     elif gather:
         plane_conv(fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
                    wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
+    elif g.cin_g == 1 and fnn_plane_dw_reads_padding_itself(pg):
+        # strided, one input channel per group (ci == grp): its output channels' planes
+        # gathered at once, every dX element written once from registers
+        plane_grad_input_gather(pg, dy + (img * g.c_out + ci * g.cout_g) * g.p, g.cout_g, g.p,
+                                w + ci * g.cout_g * taps, dx + item * plane_in)
     else:
         memset(dx + item * plane_in, 0, plane_in * sizeof(floating))
         for j in range(g.cout_g):
@@ -237,7 +256,8 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     in order. Stride 1 gathers (a convolution of the group's dY planes with flipped kernels,
     every dX element written once from registers; the planes zero-padded first when the
     weights are all finite and the kernel does not read padding itself, as in the forward);
-    other strides (C_in / groups == 1 only) scatter-add plane by plane. One thread runs the
+    other strides (C_in / groups == 1 only) gather too where the general AVX-512 kernels
+    apply (fnn_plane_grad_input_gather), and elsewhere scatter-add plane by plane. One thread runs the
     items outside OpenMP, as in direct_forward_impl."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
@@ -246,7 +266,7 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef fnn_int items = g.n * g.c_in, item, ci, j, co, t, pe = 0, grp
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
-    cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_reads_padding_itself(&fg)
+    cdef bint pad = (gather and plane_reads_padding(&fg) and not reads_padding_itself(&fg)
                      and all_finite(w, g.c_out * g.kg))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL
@@ -388,7 +408,7 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint unpadded = fnn_plane_reads_padding_itself(&pg)
+    cdef bint unpadded = reads_padding_itself(&pg)
     rows_geom.h = rows_geom.h_out = g.h_out
     rows_geom.w = rows_geom.w_out = g.w_out
     rows_geom.kh = rows_geom.kw = rows_geom.sh = rows_geom.sw = rows_geom.dh = rows_geom.dw = 1
@@ -433,7 +453,7 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
     cdef bint pad = plane_reads_padding(&pg) and finite_dy
     cdef fnn_int pe = padded_elems(&pg, sizeof(floating)) if pad else 0
-    if finite_dy and g.sw == 1:
+    if finite_dy and (g.sw == 1 or fnn_plane_dw_reads_padding_itself(&pg)):
         return direct_grad_weight_wide(g, dy, x, dw, db, nthreads)
     if db != NULL:
         channel_sums_impl(dy, g.n, g.c_out, g.p, db, nthreads)
@@ -465,7 +485,8 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     group) in one pass over dY: items are channels, and per image the channel's dY plane,
     once in cache, gives its dX plane (the flipped-kernel convolution), its weight-gradient
     lanes and its bias sum. The separate passes would each read dY from memory. The sums are
-    theirs, in the same order. Only where fnn_plane_reads_padding_itself, and for all-finite
+    theirs, in the same order. Only where reads_padding_itself (any stride the general AVX-512
+    kernels take: dX is then gathered, fnn_plane_grad_input_gather), and for all-finite
     dY, which each plane's bias sum tells (a double sum of floats is finite exactly when they
     all are; of doubles it may overflow, which only costs the fallback): returns 1, with the
     outputs garbage, where some plane is not, and the caller takes the separate passes."""
@@ -510,11 +531,14 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
                 if img + 1 < g.n:  # the channel's planes in the next image, megabytes away
                     fnn_prefetch_l2(dy + at + g.c_out * g.p, g.p * sizeof(floating))
                     fnn_prefetch_l2(x + xat + g.c_in * plane_in, plane_in * sizeof(floating))
-                if stream:
+                if g.sh != 1 or g.sw != 1:
+                    plane_grad_input_gather(&pg, dy + at, 1, g.p, w + c * taps, tmp if stream else dx + xat)
+                elif stream:
                     plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, tmp)
-                    plane_stream_copy(dx + xat, tmp, plane_in)
                 else:
                     plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
+                if stream:
+                    plane_stream_copy(dx + xat, tmp, plane_in)
                 plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
                 plane_total = plane_sum(dy + at, g.p)
                 if plane_total - plane_total != 0:  # Inf or NaN
@@ -535,7 +559,7 @@ def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.
     cdef fnn_plane_geom pg = plane_geom(&g)
     cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
     cdef int rc
-    if not (g.cin_g == 1 and g.cout_g == 1 and fnn_plane_reads_padding_itself(&pg)):
+    if not (g.cin_g == 1 and g.cout_g == 1 and reads_padding_itself(&pg)):
         return False
     with nogil:
         if is_f32:

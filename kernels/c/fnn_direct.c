@@ -97,6 +97,18 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 #endif
 }
 
+int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
+{
+#ifdef FNN_X86_64
+    return fnn_active_isa() == FNN_ISA_AVX512 && !fnn_plane_reads_padding_itself(g) &&
+           (g->sw == 1 || g->sw == 2) && g->kw <= FNN_DW_MAX_KW && g->kh < 128 && g->sh <= 16 &&
+           7 * g->sh + (g->kh - 1) * g->dh + 1 <= FNN_DW_MAX_SPAN;
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
 /*
  * The entry points that route to fnn_direct_avx512.c (3x3, stride 1, dilation 1; padding
  * read as 0 * weight, so only where the geometry reads none or the weights are all finite),
@@ -111,7 +123,13 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
                                           T *y, fnn_int ys);                                       \
     void fnn_grad_weight3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
                                                T *lanes);                                          \
-    void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);
+    void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);                        \
+    void fnn_dw_conv_plane_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,           \
+                                        fnn_int xs, const T *wt, const T *bias, T *y);             \
+    void fnn_dw_grad_input_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, fnn_int nc,    \
+                                              fnn_int dys, const T *wt, T *dx);                    \
+    void fnn_dw_grad_weight_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
+                                               T *lanes);
 #define FNN_ON_AVX512(stmt) stmt
 #else
 #define FNN_AVX512_DECLS(T, S)
@@ -142,7 +160,28 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
             fnn_conv3x3_plane_##S##_avx512(g, x, nc, xs, wt, bias, y);                             \
             return;                                                                                \
         })                                                                                         \
+        FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g) &&                                  \
+                          padding_as_zero_##S(g, wt, g->kh * g->kw * nc)) {                        \
+            fnn_dw_conv_plane_##S##_avx512(g, x, nc, xs, wt, bias, y);                             \
+            return;                                                                                \
+        })                                                                                         \
         FNN_DISPATCH(conv_##S, (g, x, nc, xs, wt, bias, y))                                        \
+    }                                                                                              \
+    void fnn_plane_grad_input_gather_##S(const fnn_plane_geom *g, const T *dy, fnn_int nc,         \
+                                         fnn_int dys, const T *wt, T *dx)                          \
+    {                                                                                              \
+        fnn_int c, i, taps = g->kh * g->kw;                                                        \
+        FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g)) {                                  \
+            for (i = 0; i < taps * nc && wt[i] - wt[i] == 0; i++)                                  \
+                ;                                                                                  \
+            if (i == taps * nc) {                                                                  \
+                fnn_dw_grad_input_plane_##S##_avx512(g, dy, nc, dys, wt, dx);                      \
+                return;                                                                            \
+            }                                                                                      \
+        })                                                                                         \
+        memset(dx, 0, (size_t)g->h * (size_t)g->w * sizeof(T));                                    \
+        for (c = 0; c < nc; c++)                                                                   \
+            fnn_plane_grad_input_##S(g, dy + c * dys, wt + c * taps, dx);                          \
     }                                                                                              \
     void fnn_plane_conv4_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,          \
                              const T *wt, fnn_int wcs, const T *bias, T *y, fnn_int ys)            \
@@ -168,7 +207,10 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
                                             T *lanes)                                              \
     {                                                                                              \
         (void)g, (void)dy, (void)x, (void)lanes;                                                   \
-        FNN_ON_AVX512(fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);)                     \
+        FNN_ON_AVX512(if (fnn_plane_reads_padding_itself(g))                                       \
+                          fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);                  \
+                      else                                                                         \
+                          fnn_dw_grad_weight_plane_##S##_avx512(g, dy, x, lanes);)                 \
     }
 
 FNN_AVX512_ROUTED(float, f32)
