@@ -143,14 +143,16 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
     static int padding_as_zero_##S(const fnn_plane_geom *g, const T *wt, fnn_int count)            \
     {                                                                                              \
         fnn_int i;                                                                                 \
+        int finite = 1;                                                                            \
         if (g->pt <= 0 && g->pl <= 0 &&                                                            \
             (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&                         \
             (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                           \
             return 1;                                                                              \
+        /* no early exit: the compiler vectorises the loop (a plane's few dozen weights are */     \
+        /* checked at every call) */                                                               \
         for (i = 0; i < count; i++)                                                                \
-            if (!(wt[i] - wt[i] == 0))                                                             \
-                return 0;                                                                          \
-        return 1;                                                                                  \
+            finite &= wt[i] - wt[i] == 0;                                                          \
+        return finite;                                                                             \
     }                                                                                              \
     void fnn_plane_conv_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,           \
                             const T *wt, const T *bias, T *y)                                      \
@@ -171,10 +173,12 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
                                          fnn_int dys, const T *wt, T *dx)                          \
     {                                                                                              \
         fnn_int c, i, taps = g->kh * g->kw;                                                        \
+        (void)i;                                                                                   \
         FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g)) {                                  \
-            for (i = 0; i < taps * nc && wt[i] - wt[i] == 0; i++)                                  \
-                ;                                                                                  \
-            if (i == taps * nc) {                                                                  \
+            int finite = 1;                                                                        \
+            for (i = 0; i < taps * nc; i++)                                                        \
+                finite &= wt[i] - wt[i] == 0;                                                      \
+            if (finite) {                                                                          \
                 fnn_dw_grad_input_plane_##S##_avx512(g, dy, nc, dys, wt, dx);                      \
                 return;                                                                            \
             }                                                                                      \

@@ -85,45 +85,54 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows)(const int R, const i
 /*
  * dw_rows for a kernel of KH rows and row stride SH, both compile-time, on the output rows
  * oh + r*rs and the input rows ih0 + i*rs: rs = 1 with no row dilation, or, for SH 1, rs = dh
- * (output rows dh apart read input rows dh apart, as an undilated kernel would). With the
- * block's input rows unrolled, which output rows each one feeds is known when compiling, so
- * the multiply-adds run without dw_rows' test per output row (the same sums, in the same
- * order).
+ * (output rows dh apart read input rows dh apart, as an undilated kernel would). Kernel
+ * columns go outermost: column b's KH weights are broadcast into registers once, then each
+ * input row's vector for that column is loaded once and feeds every output row that reads
+ * it, known when compiling (the input rows are unrolled), so no multiply-add waits on a test
+ * or a weight load. Per output the taps arrive in (b, a) order (dw_rows: (a, b)); only the
+ * first nrows rows are stored.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW, const int SH,
                                                              const int KH, const fnn_plane_geom *g,
                                                              const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,
                                                              const T *FNN_RESTRICT wt, const MASKT *m0,
                                                              const MASKT *m1, MASKT ymask, fnn_int rs,
-                                                             fnn_int oh, fnn_int j, const T *bias,
-                                                             T *FNN_RESTRICT y)
+                                                             fnn_int oh, fnn_int nrows, fnn_int j,
+                                                             const T *bias, T *FNN_RESTRICT y)
 {
-    VT acc[8];
+    VT acc[8], wv[8];
     const fnn_int kw = g->kw, taps = KH * g->kw, ih0 = oh * SH - g->pt, col = j * SW - g->pl;
     fnn_int c, b;
-    int r, i;
+    int r, i, a;
     FNN_UNROLL(8)
     for (r = 0; r < R; r++)
         acc[r] = SETZERO();
     for (c = 0; c < nc; c++) {
         const T *FNN_RESTRICT xc = x + c * xs + col;
         const T *FNN_RESTRICT wc = wt + c * taps;
-        FNN_UNROLL(24)
-        for (i = 0; i < (R - 1) * SH + KH; i++) {
-            const T *FNN_RESTRICT xr = xc + (ih0 + i * rs) * g->w;
-            if ((size_t)(ih0 + i * rs) >= (size_t)g->h)
-                continue; /* a padded row: its taps are left out */
-            for (b = 0; b < kw; b++) {
-                const VT v = SFX(dw_load)(SW, xr + b * g->dw, m0[b], m1[b]);
+        for (b = 0; b < kw; b++) {
+            const T *FNN_RESTRICT xb = xc + b * g->dw;
+            const MASKT k0 = m0[b], k1 = m1[b];
+            FNN_UNROLL(8)
+            for (a = 0; a < KH; a++)
+                wv[a] = SET1(wc[a * kw + b]);
+            FNN_UNROLL(24)
+            for (i = 0; i < (R - 1) * SH + KH; i++) {
+                VT v;
+                if ((size_t)(ih0 + i * rs) >= (size_t)g->h)
+                    continue; /* a padded row: its taps are left out */
+                v = SFX(dw_load)(SW, xb + (ih0 + i * rs) * g->w, k0, k1);
                 FNN_UNROLL(8)
                 for (r = 0; r < R; r++)
                     if (i - r * SH >= 0 && i - r * SH < KH) /* kernel row i - r*SH of output row r */
-                        acc[r] = FMADD(SET1(wc[(i - r * SH) * kw + b]), v, acc[r]);
+                        acc[r] = FMADD(wv[i - r * SH], v, acc[r]);
             }
         }
     }
     FNN_UNROLL(8)
     for (r = 0; r < R; r++) {
+        if (r >= nrows)
+            break;
         if (bias)
             acc[r] = ADD(acc[r], SET1(*bias));
         STOREM(y + (oh + r * rs) * g->w_out + j, ymask, acc[r]);
@@ -167,9 +176,21 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, con
         /* the output rows ph, ph + rs, ph + 2*rs, ... (count of them), for each phase ph */
         for (ph = 0; ph < rs && ph < g->h_out; ph++) {
             const fnn_int count = (g->h_out - ph + rs - 1) / rs;
-#define FNN_DW_K_ROWS(R, k) \
-    SFX(dw_rows_k)(R, SW, SH, KH, g, x, nc, xs, wt, m0, m1, ymask, rs, ph + (k) * rs, j, bias, y)
-            FNN_DW_ROW_BLOCKS(count, FNN_DW_K_ROWS);
+            fnn_int k;
+            /* blocks of 8 rows, the last overlapping the one before; under 8 rows, one block
+             * of 8 or 4 that stores only the rows there are */
+#define FNN_DW_K_ROWS(R, k, nrows) \
+    SFX(dw_rows_k)(R, SW, SH, KH, g, x, nc, xs, wt, m0, m1, ymask, rs, ph + (k) * rs, nrows, j, bias, y)
+            if (count >= 8) {
+                for (k = 0; k + 8 <= count; k += 8)
+                    FNN_DW_K_ROWS(8, k, 8);
+                if (k < count)
+                    FNN_DW_K_ROWS(8, count - 8, 8);
+            } else if (count > 4) {
+                FNN_DW_K_ROWS(8, 0, count);
+            } else {
+                FNN_DW_K_ROWS(4, 0, count);
+            }
 #undef FNN_DW_K_ROWS
         }
     }
