@@ -90,7 +90,7 @@ cdef inline fnn_int padded_elems(const fnn_plane_geom *pg, fnn_int itemsize) noe
 
 cdef inline bint reads_padding_itself(const fnn_plane_geom *pg) noexcept nogil:
     """Whether the active level's kernels for this geometry read padding themselves (the 3x3
-    stride-1 kernel or the general ones of fnn_dw_avx512.c): no zero-padded copies needed."""
+    stride-1 kernel or the general ones of fnn_dw_body.h): no zero-padded copies needed."""
     return fnn_plane_reads_padding_itself(pg) != 0 or fnn_plane_dw_reads_padding_itself(pg) != 0
 
 
@@ -256,9 +256,9 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     in order. Stride 1 gathers (a convolution of the group's dY planes with flipped kernels,
     every dX element written once from registers; the planes zero-padded first when the
     weights are all finite and the kernel does not read padding itself, as in the forward);
-    other strides (C_in / groups == 1 only) gather too where the general AVX-512 kernels
-    apply (fnn_plane_grad_input_gather), and elsewhere scatter-add plane by plane. One thread runs the
-    items outside OpenMP, as in direct_forward_impl."""
+    other strides (C_in / groups == 1 only) gather too where the general kernels (AVX-512,
+    AVX2) apply (fnn_plane_grad_input_gather), and elsewhere scatter-add plane by plane. One
+    thread runs the items outside OpenMP, as in direct_forward_impl."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
     cdef fnn_plane_geom gp = fnn_plane_padded_geom(&fg)
@@ -485,8 +485,9 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     group) in one pass over dY: items are channels, and per image the channel's dY plane,
     once in cache, gives its dX plane (the flipped-kernel convolution), its weight-gradient
     lanes and its bias sum. The separate passes would each read dY from memory. The sums are
-    theirs, in the same order. Only where reads_padding_itself (any stride the general AVX-512
-    kernels take: dX is then gathered, fnn_plane_grad_input_gather), and for all-finite
+    theirs, in the same order. Only where reads_padding_itself (any stride the general
+    AVX-512 and AVX2 kernels take: dX is then gathered, fnn_plane_grad_input_gather), and for
+    all-finite
     dY, which each plane's bias sum tells (a double sum of floats is finite exactly when they
     all are; of doubles it may overflow, which only costs the fallback): returns 1, with the
     outputs garbage, where some plane is not, and the caller takes the separate passes."""

@@ -1,12 +1,13 @@
 """Depthwise convolutions beyond 3x3 stride 1: 5x5, 7x7 and non-square kernels, stride 2 (and
 (2, 1), (1, 2)), dilation, any padding, on every dispatch path and dtype.
 
-On AVX-512 these run the general kernels of kernels/c/fnn_dw_avx512.c (fnn_dw_avx512_body.h):
-the forward in 8-row blocks (the last one overlapping, 4-row blocks under 8 rows, single rows
-under 4; specialised for 3, 5 and 7 kernel rows with stride 1, any row dilation, and stride 2),
+On AVX-512 and AVX2 these run the general kernels of kernels/c/fnn_dw_body.h (fnn_dw_avx512.c,
+fnn_dw_avx2.c; on AVX2 in 4-row blocks and 8-tap passes; 3x3 stride-1 planes too there):
+the forward in 8-row blocks (the last one overlapping; under 8 rows one block storing only
+the rows there are; specialised for 3, 5 and 7 kernel rows with stride 1, any row dilation, and stride 2),
 a general block for other kernels, the input gradient gathered (stride-2 columns in two phases
 interleaved when stored), and the weight gradient's lanes in passes of 16 taps; padding is
-read through masks. Elsewhere they run fnn_direct_body.h's kernels. Small integers make every
+read through masks. The portable path runs fnn_direct_body.h's kernels. Small integers make every
 result exact, so any dropped, repeated or misplaced term shows.
 """
 import itertools

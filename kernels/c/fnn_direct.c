@@ -100,7 +100,8 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
 {
 #ifdef FNN_X86_64
-    return fnn_active_isa() == FNN_ISA_AVX512 && !fnn_plane_reads_padding_itself(g) &&
+    const int isa = fnn_active_isa();
+    return (isa == FNN_ISA_AVX512 || isa == FNN_ISA_AVX2) && !fnn_plane_reads_padding_itself(g) &&
            (g->sw == 1 || g->sw == 2) && g->kw <= FNN_DW_MAX_KW && g->kh < 128 && g->sh <= 16 &&
            7 * g->sh + (g->kh - 1) * g->dh + 1 <= FNN_DW_MAX_SPAN;
 #else
@@ -115,6 +116,22 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
  * once per dtype: T the element type, S its suffix.
  */
 #ifdef FNN_X86_64
+/* fnn_dw_avx512.c's and fnn_dw_avx2.c's kernels (fnn_dw_body.h), and a call to the active
+ * level's (where fnn_plane_dw_reads_padding_itself, the level is one of the two) */
+#define FNN_DW_DECLS(T, S, isa)                                                                    \
+    void fnn_dw_conv_plane_##S##_##isa(const fnn_plane_geom *g, const T *x, fnn_int nc,            \
+                                       fnn_int xs, const T *wt, const T *bias, T *y);              \
+    void fnn_dw_grad_input_plane_##S##_##isa(const fnn_plane_geom *g, const T *dy, fnn_int nc,     \
+                                             fnn_int dys, const T *wt, T *dx);                     \
+    void fnn_dw_grad_weight_plane_##S##_##isa(const fnn_plane_geom *g, const T *dy, const T *x,    \
+                                              T *lanes);
+#define FNN_DW_CALL(name, S, args)                                                                 \
+    do {                                                                                           \
+        if (fnn_active_isa() == FNN_ISA_AVX512)                                                    \
+            name##_##S##_avx512 args;                                                              \
+        else                                                                                       \
+            name##_##S##_avx2 args;                                                                \
+    } while (0)
 #define FNN_AVX512_DECLS(T, S)                                                                     \
     void fnn_conv3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,           \
                                         fnn_int xs, const T *wt, const T *bias, T *y);             \
@@ -124,12 +141,8 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
     void fnn_grad_weight3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
                                                T *lanes);                                          \
     void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);                        \
-    void fnn_dw_conv_plane_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,           \
-                                        fnn_int xs, const T *wt, const T *bias, T *y);             \
-    void fnn_dw_grad_input_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, fnn_int nc,    \
-                                              fnn_int dys, const T *wt, T *dx);                    \
-    void fnn_dw_grad_weight_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
-                                               T *lanes);
+    FNN_DW_DECLS(T, S, avx512)                                                                     \
+    FNN_DW_DECLS(T, S, avx2)
 #define FNN_ON_AVX512(stmt) stmt
 #else
 #define FNN_AVX512_DECLS(T, S)
@@ -164,7 +177,7 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
         })                                                                                         \
         FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g) &&                                  \
                           padding_as_zero_##S(g, wt, g->kh * g->kw * nc)) {                        \
-            fnn_dw_conv_plane_##S##_avx512(g, x, nc, xs, wt, bias, y);                             \
+            FNN_DW_CALL(fnn_dw_conv_plane, S, (g, x, nc, xs, wt, bias, y));                        \
             return;                                                                                \
         })                                                                                         \
         FNN_DISPATCH(conv_##S, (g, x, nc, xs, wt, bias, y))                                        \
@@ -179,7 +192,7 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
             for (i = 0; i < taps * nc; i++)                                                        \
                 finite &= wt[i] - wt[i] == 0;                                                      \
             if (finite) {                                                                          \
-                fnn_dw_grad_input_plane_##S##_avx512(g, dy, nc, dys, wt, dx);                      \
+                FNN_DW_CALL(fnn_dw_grad_input_plane, S, (g, dy, nc, dys, wt, dx));                 \
                 return;                                                                            \
             }                                                                                      \
         })                                                                                         \
@@ -214,7 +227,7 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
         FNN_ON_AVX512(if (fnn_plane_reads_padding_itself(g))                                       \
                           fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);                  \
                       else                                                                         \
-                          fnn_dw_grad_weight_plane_##S##_avx512(g, dy, x, lanes);)                 \
+                          FNN_DW_CALL(fnn_dw_grad_weight_plane, S, (g, dy, x, lanes));)            \
     }
 
 FNN_AVX512_ROUTED(float, f32)

@@ -68,8 +68,8 @@ void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fn
  * copy (fnn_plane_pad), and fnn_plane_grad_weight_unpadded may be called. */
 int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
 
-/* Whether the active level has the general kernels of fnn_dw_avx512.c for this geometry
- * (AVX-512; column stride 1 or 2, kW <= FNN_DW_MAX_KW, an 8-row block spanning at most
+/* Whether the active level has the general kernels of fnn_dw_body.h for this geometry
+ * (AVX-512 or AVX2; column stride 1 or 2, kW <= FNN_DW_MAX_KW, an 8-row block spanning at most
  * FNN_DW_MAX_SPAN input rows; 3x3 stride-1 undilated planes excepted, which
  * fnn_plane_reads_padding_itself's kernel takes): they read padding themselves, so
  * fnn_plane_conv needs no zero-padded copy, fnn_plane_grad_weight_unpadded may be called

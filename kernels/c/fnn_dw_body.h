@@ -1,12 +1,15 @@
 /*
- * Bodies of the general direct plane kernels on AVX-512 (fnn_dw_avx512.c includes this file
- * once per dtype): any kernel size and dilation, any row stride, column stride 1 or 2, the
+ * Bodies of the general direct plane kernels on AVX-512 and AVX2 (fnn_dw_avx512.c and
+ * fnn_dw_avx2.c include this file once per dtype): any kernel size and dilation, any row
+ * stride, column stride 1 or 2, the
  * padding read through masks (a padded column is a masked 0 times the other operand, so
  * callers pass only all-finite weights (forward, input gradient) or dY (weight gradient);
- * padded rows are skipped). Defined by the includer: T, VT (vector of T), MASKT, LANES,
- * SFX(name), and the intrinsics LOADZ, STOREM, FMADD, SET1, SETZERO, ADD, PERM2 and the index
- * vectors EVEN_IDX (lanes 0, 2, 4, ... of two vectors), ILV_LO / ILV_HI (the two halves of
- * two vectors interleaved lane by lane).
+ * padded rows are skipped). Defined by the includer: DW_TARGET (the target attribute), T, VT
+ * (vector of T), MASKT (a lane mask), LANES, SFX(name), DW_R (output rows per block: 8 or 4)
+ * and DW_TB (weight-gradient taps per pass: 16 or 8), MASK_BITS(bits) (the mask of lanes
+ * whose bit is set), and the operations LOADZ(mask, p), STOREM(p, mask, v), FMADD, SET1,
+ * SETZERO, ADD, EVEN2(lo, hi) (lanes 0, 2, 4, ... of two vectors) and ILV_LO2 / ILV_HI2(a, b)
+ * (the two halves of a and b interleaved lane by lane).
  *
  * Column stride 2: the input columns a vector needs are every other one of a 2*LANES-wide
  * window, loaded as two masked vectors and compacted with one two-source permute.
@@ -15,19 +18,19 @@
 /* Lanes l < n of a vector whose lane l reads column base + l*SW of a w-wide row; for SW 2 the
  * two masks of the window's halves (the window's odd elements are loaded too: they lie
  * inside the row or are masked off). */
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_col_masks)(const int SW, fnn_int base, fnn_int w, fnn_int n,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_col_masks)(const int SW, fnn_int base, fnn_int w, fnn_int n,
                                               MASKT *m0, MASKT *m1)
 {
     uint64_t bits = fnn_dw_span64(-base, w - base) & fnn_dw_span64(0, SW * n - (SW - 1));
-    *m0 = (MASKT)(bits & ((1ull << LANES) - 1));
-    *m1 = (MASKT)((bits >> LANES) & ((1ull << LANES) - 1));
+    *m0 = MASK_BITS(bits & ((1ull << LANES) - 1));
+    *m1 = MASK_BITS((bits >> LANES) & ((1ull << LANES) - 1));
 }
 
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE VT SFX(dw_load)(const int SW, const T *p, MASKT m0, MASKT m1)
+DW_TARGET static FNN_FORCE_INLINE VT SFX(dw_load)(const int SW, const T *p, MASKT m0, MASKT m1)
 {
     if (SW == 1)
         return LOADZ(m0, p);
-    return PERM2(LOADZ(m0, p), EVEN_IDX, LOADZ(m1, p + LANES));
+    return EVEN2(LOADZ(m0, p), LOADZ(m1, p + LANES));
 }
 
 /* ---- forward (and the stride-1 input gradient, a convolution with the flipped kernel) ---- */
@@ -40,7 +43,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE VT SFX(dw_load)(const int SW, const T 
  * output row that reads it: krow[i*8 + r] is the kernel row through which block input row i
  * reaches output row r, or -1. Per output, taps arrive channel by channel in (a, b) order.
  */
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows)(const int R, const int SW, const fnn_plane_geom *g,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows)(const int R, const int SW, const fnn_plane_geom *g,
                                           const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,
                                           const T *FNN_RESTRICT wt, const signed char *krow,
                                           const MASKT *m0, const MASKT *m1, MASKT ymask, fnn_int oh,
@@ -92,7 +95,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows)(const int R, const i
  * or a weight load. Per output the taps arrive in (b, a) order (dw_rows: (a, b)); only the
  * first nrows rows are stored.
  */
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW, const int SH,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW, const int SH,
                                                              const int KH, const fnn_plane_geom *g,
                                                              const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,
                                                              const T *FNN_RESTRICT wt, const MASKT *m0,
@@ -160,7 +163,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const
         }                                                                                          \
     } while (0)
 
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, const int SH, const int KH,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, const int SH, const int KH,
                                                               const fnn_plane_geom *g, const T *x,
                                                               fnn_int nc, fnn_int xs, const T *wt,
                                                               const T *bias, T *y)
@@ -170,38 +173,39 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, con
     fnn_int j, b, ph;
     for (j = 0; j < g->w_out; j += LANES) {
         const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;
-        const MASKT ymask = (MASKT)fnn_dw_span64(0, n);
+        const MASKT ymask = MASK_BITS(fnn_dw_span64(0, n));
         for (b = 0; b < g->kw; b++)
             SFX(dw_col_masks)(SW, j * SW - g->pl + b * g->dw, g->w, n, &m0[b], &m1[b]);
         /* the output rows ph, ph + rs, ph + 2*rs, ... (count of them), for each phase ph */
         for (ph = 0; ph < rs && ph < g->h_out; ph++) {
             const fnn_int count = (g->h_out - ph + rs - 1) / rs;
             fnn_int k;
-            /* blocks of 8 rows, the last overlapping the one before; under 8 rows, one block
-             * of 8 or 4 that stores only the rows there are */
+            /* blocks of DW_R rows (8 with AVX-512's 32 registers, 4 with AVX2's 16), the last
+             * overlapping the one before; under DW_R rows, one block of DW_R or DW_R / 2 that
+             * stores only the rows there are */
 #define FNN_DW_K_ROWS(R, k, nrows) \
     SFX(dw_rows_k)(R, SW, SH, KH, g, x, nc, xs, wt, m0, m1, ymask, rs, ph + (k) * rs, nrows, j, bias, y)
-            if (count >= 8) {
-                for (k = 0; k + 8 <= count; k += 8)
-                    FNN_DW_K_ROWS(8, k, 8);
+            if (count >= DW_R) {
+                for (k = 0; k + DW_R <= count; k += DW_R)
+                    FNN_DW_K_ROWS(DW_R, k, DW_R);
                 if (k < count)
-                    FNN_DW_K_ROWS(8, count - 8, 8);
-            } else if (count > 4) {
-                FNN_DW_K_ROWS(8, 0, count);
+                    FNN_DW_K_ROWS(DW_R, count - DW_R, DW_R);
+            } else if (count > DW_R / 2) {
+                FNN_DW_K_ROWS(DW_R, 0, count);
             } else {
-                FNN_DW_K_ROWS(4, 0, count);
+                FNN_DW_K_ROWS(DW_R / 2, 0, count);
             }
 #undef FNN_DW_K_ROWS
         }
     }
 }
 
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane)(const int SW, const fnn_plane_geom *g, const T *x,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_plane)(const int SW, const fnn_plane_geom *g, const T *x,
                                            fnn_int nc, fnn_int xs, const T *wt, const T *bias, T *y)
 {
     signed char krow[FNN_DW_MAX_SPAN * 8];
     MASKT m0[FNN_DW_MAX_KW], m1[FNN_DW_MAX_KW];
-    const fnn_int span = 7 * g->sh + (g->kh - 1) * g->dh + 1;
+    const fnn_int span = 7 * g->sh + (g->kh - 1) * g->dh + 1; /* an 8-row block's */
     fnn_int a, j, b;
     int r;
     memset(krow, -1, (size_t)span * 8);
@@ -210,7 +214,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane)(const int SW, const
             krow[(r * g->sh + a * g->dh) * 8 + r] = (signed char)a;
     for (j = 0; j < g->w_out; j += LANES) {
         const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;
-        const MASKT ymask = (MASKT)fnn_dw_span64(0, n);
+        const MASKT ymask = MASK_BITS(fnn_dw_span64(0, n));
         for (b = 0; b < g->kw; b++)
             SFX(dw_col_masks)(SW, j * SW - g->pl + b * g->dw, g->w, n, &m0[b], &m1[b]);
 #define FNN_DW_ROWS(R, oh) SFX(dw_rows)(R, SW, g, x, nc, xs, wt, krow, m0, m1, ymask, oh, j, bias, y)
@@ -219,7 +223,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_plane)(const int SW, const
     }
 }
 
-FNN_TARGET_AVX512 void SFX(fnn_dw_conv_plane)(const fnn_plane_geom *g, const T *x, fnn_int nc,
+DW_TARGET void SFX(fnn_dw_conv_plane)(const fnn_plane_geom *g, const T *x, fnn_int nc,
                                               fnn_int xs, const T *wt, const T *bias, T *y)
 {
     /* the layers of real networks: 3x3, 5x5 and 7x7 kernels, stride 1 or 2, rows undilated */
@@ -252,7 +256,7 @@ FNN_TARGET_AVX512 void SFX(fnn_dw_conv_plane)(const fnn_plane_geom *g, const T *
  * is a stride-1 gather, and the two are interleaved when stored. Per element, taps arrive
  * channel by channel in (a, b) order.
  */
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dx_rows)(const int R, const int SW, const fnn_plane_geom *g,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dx_rows)(const int R, const int SW, const fnn_plane_geom *g,
                                           const T *FNN_RESTRICT dy, fnn_int nc, fnn_int dys,
                                           const T *FNN_RESTRICT wt, const fnn_int *bl,
                                           const fnn_int *nb, const fnn_int *doff, const MASKT *dm,
@@ -309,13 +313,13 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dx_rows)(const int R, const i
         if (SW == 1) {
             STOREM(out, sm[0], acc0[r]);
         } else {
-            STOREM(out, sm[0], PERM2(acc0[r], ILV_LO, acc1[r]));
-            STOREM(out + LANES, sm[1], PERM2(acc0[r], ILV_HI, acc1[r]));
+            STOREM(out, sm[0], ILV_LO2(acc0[r], acc1[r]));
+            STOREM(out + LANES, sm[1], ILV_HI2(acc0[r], acc1[r]));
         }
     }
 }
 
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dx_plane)(const int SW, const fnn_plane_geom *g, const T *dy,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dx_plane)(const int SW, const fnn_plane_geom *g, const T *dy,
                                            fnn_int nc, fnn_int dys, const T *wt, T *dx)
 {
     fnn_int bl[2 * FNN_DW_MAX_KW], nb[2], doff[FNN_DW_MAX_KW];
@@ -331,12 +335,12 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dx_plane)(const int SW, const
             const fnn_int lanes_p = SW == 1 ? g->w - j : (g->w - j - p + 1) / 2;
             const fnn_int o = (j + p + e) / SW; /* exact: j + p + e is a multiple of SW */
             doff[b] = o;
-            dm[b] = (MASKT)(fnn_dw_span64(-o, g->w_out - o) &
-                            fnn_dw_span64(0, lanes_p < LANES ? lanes_p : LANES));
+            dm[b] = MASK_BITS(fnn_dw_span64(-o, g->w_out - o) &
+                              fnn_dw_span64(0, lanes_p < LANES ? lanes_p : LANES));
             bl[p * FNN_DW_MAX_KW + nb[p]++] = b;
         }
-        sm[0] = (MASKT)fnn_dw_span64(0, g->w - j);
-        sm[1] = (MASKT)fnn_dw_span64(0, g->w - j - LANES);
+        sm[0] = MASK_BITS(fnn_dw_span64(0, g->w - j));
+        sm[1] = MASK_BITS(fnn_dw_span64(0, g->w - j - LANES));
         /* rows 4 at a time, the last block overlapping the one before (dx is written, not
          * added to); planes under 4 rows one row at a time */
         if (g->h >= 4) {
@@ -351,7 +355,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dx_plane)(const int SW, const
     }
 }
 
-FNN_TARGET_AVX512 void SFX(fnn_dw_grad_input_plane)(const fnn_plane_geom *g, const T *dy, fnn_int nc,
+DW_TARGET void SFX(fnn_dw_grad_input_plane)(const fnn_plane_geom *g, const T *dy, fnn_int nc,
                                                     fnn_int dys, const T *wt, T *dx)
 {
     if (g->sw == 1)
@@ -369,18 +373,20 @@ FNN_TARGET_AVX512 void SFX(fnn_dw_grad_input_plane)(const fnn_plane_geom *g, con
  * passes of up to 16, their accumulators in registers down a column of vectors; lanes past
  * w_out hold junk and are never summed.
  */
-FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const fnn_plane_geom *g,
+DW_TARGET static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const fnn_plane_geom *g,
                                                  const T *FNN_RESTRICT dy, const T *FNN_RESTRICT x,
                                                  T *FNN_RESTRICT lanes)
 {
-    enum { TB = 16 };
+    enum { TB = DW_TB };
     const fnn_int taps = g->kh * g->kw;
-    const fnn_int wc = (g->w_out + LANES - 1) / LANES * LANES;
+    /* lanes laid out for 64-byte vectors, whatever this level's width (see the driver) */
+    const fnn_int wc = (g->w_out + FNN_PLANE_VECTOR_BYTES / (fnn_int)sizeof(T) - 1) /
+                       (FNN_PLANE_VECTOR_BYTES / (fnn_int)sizeof(T)) * (FNN_PLANE_VECTOR_BYTES / (fnn_int)sizeof(T));
     fnn_int j, t0, oh;
     int tt;
     for (j = 0; j < g->w_out; j += LANES) {
         const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;
-        const MASKT dmask = (MASKT)fnn_dw_span64(0, n);
+        const MASKT dmask = MASK_BITS(fnn_dw_span64(0, n));
         for (t0 = 0; t0 < taps; t0 += TB) {
             const fnn_int nt = taps - t0 < TB ? taps - t0 : TB;
             VT acc[TB];
@@ -392,29 +398,29 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW,
                 dh_off[tt] = a * g->dh;
                 off[tt] = a * g->dh * g->w + j * SW - g->pl + b * g->dw;
             }
-            FNN_UNROLL(16)
+            FNN_UNROLL(DW_TB)
             for (tt = 0; tt < TB; tt++)
                 if (tt < nt)
-                    acc[tt] = LOADZ((MASKT)~0, lanes + (t0 + tt) * wc + j);
+                    acc[tt] = LOADZ(MASK_BITS(~0ull), lanes + (t0 + tt) * wc + j);
             for (oh = 0; oh < g->h_out; oh++) {
                 const fnn_int ih0 = oh * g->sh - g->pt;
                 const T *FNN_RESTRICT xr = x + ih0 * g->w;
                 const VT d = LOADZ(dmask, dy + oh * g->w_out + j);
-                FNN_UNROLL(16)
+                FNN_UNROLL(DW_TB)
                 for (tt = 0; tt < TB; tt++) {
                     if (tt < nt && (size_t)(ih0 + dh_off[tt]) < (size_t)g->h)
                         acc[tt] = FMADD(d, SFX(dw_load)(SW, xr + off[tt], m0[tt], m1[tt]), acc[tt]);
                 }
             }
-            FNN_UNROLL(16)
+            FNN_UNROLL(DW_TB)
             for (tt = 0; tt < TB; tt++)
                 if (tt < nt)
-                    STOREM(lanes + (t0 + tt) * wc + j, (MASKT)~0, acc[tt]);
+                    STOREM(lanes + (t0 + tt) * wc + j, MASK_BITS(~0ull), acc[tt]);
         }
     }
 }
 
-FNN_TARGET_AVX512 void SFX(fnn_dw_grad_weight_plane)(const fnn_plane_geom *g, const T *dy, const T *x,
+DW_TARGET void SFX(fnn_dw_grad_weight_plane)(const fnn_plane_geom *g, const T *dy, const T *x,
                                                      T *lanes)
 {
     if (g->sw == 1)
