@@ -279,10 +279,12 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dx_rows)(const int R, const int SW, c
             int any = 0;
             FNN_UNROLL(8)
             for (r = 0; r < R; r++) {
-                fnn_int t = ih + r + g->pt - a * g->dh;
+                /* dY row t / sh, if t is a multiple of sh (no division for strides 1 and 2) */
+                const fnn_int t = ih + r + g->pt - a * g->dh;
+                const fnn_int q = g->sh == 1 ? t : g->sh == 2 ? t >> 1 : t / g->sh;
                 rows[r] = NULL;
-                if (t >= 0 && t % g->sh == 0 && t / g->sh < g->h_out) {
-                    rows[r] = dyc + (t / g->sh) * g->w_out;
+                if (t >= 0 && q * g->sh == t && q < g->h_out) {
+                    rows[r] = dyc + q * g->w_out;
                     any = 1;
                 }
             }
@@ -392,11 +394,22 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const f
             VT acc[TB];
             MASKT m0[TB], m1[TB];
             fnn_int off[TB], dh_off[TB];
+            /* tap t0 + tt is (a, b), stepped without a division per tap (a plane of a few
+             * rows spends as long on divisions as on its multiply-adds); the slots past nt
+             * repeat tap t0 and are never used */
+            fnn_int a = t0 / g->kw, b = t0 - a * g->kw;
             for (tt = 0; tt < TB; tt++) {
-                const fnn_int t = t0 + (tt < nt ? tt : 0), a = t / g->kw, b = t % g->kw;
+                if (tt == nt) {
+                    a = t0 / g->kw;
+                    b = t0 - a * g->kw;
+                }
                 SFX(dw_col_masks)(SW, j * SW - g->pl + b * g->dw, g->w, n, &m0[tt], &m1[tt]);
                 dh_off[tt] = a * g->dh;
                 off[tt] = a * g->dh * g->w + j * SW - g->pl + b * g->dw;
+                if (tt < nt && ++b == g->kw) {
+                    b = 0;
+                    a++;
+                }
             }
             FNN_UNROLL(DW_TB)
             for (tt = 0; tt < TB; tt++)
