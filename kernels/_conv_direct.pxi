@@ -88,6 +88,20 @@ cdef inline fnn_int padded_elems(const fnn_plane_geom *pg, fnn_int itemsize) noe
     return gp.h * gp.w + FNN_PLANE_SLACK_BYTES // itemsize
 
 
+cdef inline bint reads_padding_itself(const fnn_plane_geom *pg) noexcept nogil:
+    """Whether the active level's kernels for this geometry read padding themselves (the 3x3
+    stride-1 kernel or the general ones of fnn_dw_body.h): no zero-padded copies needed."""
+    return fnn_plane_reads_padding_itself(pg) != 0 or fnn_plane_dw_reads_padding_itself(pg) != 0
+
+
+cdef inline void plane_grad_input_gather(const fnn_plane_geom *pg, const floating *dy, fnn_int nc,
+                                         fnn_int dys, const floating *wt, floating *dx) noexcept nogil:
+    if floating is float:
+        fnn_plane_grad_input_gather_f32(pg, dy, nc, dys, wt, dx)
+    else:
+        fnn_plane_grad_input_gather_f64(pg, dy, nc, dys, wt, dx)
+
+
 cdef inline bint small_direct(const ConvGeom *g) noexcept nogil:
     """Whether a convolution with a few input channels per group runs on the direct kernels."""
     cdef fnn_plane_geom pg = plane_geom(g)
@@ -168,7 +182,7 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int nq = ceil_div(g.cout_g, per)
     cdef fnn_int items = g.n * g.groups * nq, item, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint pad = (plane_reads_padding(&pg) and not fnn_plane_reads_padding_itself(&pg)
+    cdef bint pad = (plane_reads_padding(&pg) and not reads_padding_itself(&pg)
                      and all_finite(w, g.c_out * g.kg))
     cdef bint stream = not pad and per == 1 and g.n * g.c_out * g.p * sizeof(floating) >= STREAM_MIN_BYTES
     cdef floating *xp = NULL
@@ -224,6 +238,11 @@ cdef inline void direct_grad_input_item(const ConvGeom *g, const fnn_plane_geom 
     elif gather:
         plane_conv(fg, dy + (img * g.c_out + grp * g.cout_g) * g.p, g.cout_g, g.p,
                    wflip + ci * g.cout_g * taps, NULL, dx + item * plane_in)
+    elif g.cin_g == 1 and fnn_plane_dw_reads_padding_itself(pg):
+        # strided, one input channel per group (ci == grp): its output channels' planes
+        # gathered at once, every dX element written once from registers
+        plane_grad_input_gather(pg, dy + (img * g.c_out + ci * g.cout_g) * g.p, g.cout_g, g.p,
+                                w + ci * g.cout_g * taps, dx + item * plane_in)
     else:
         memset(dx + item * plane_in, 0, plane_in * sizeof(floating))
         for j in range(g.cout_g):
@@ -237,8 +256,9 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     in order. Stride 1 gathers (a convolution of the group's dY planes with flipped kernels,
     every dX element written once from registers; the planes zero-padded first when the
     weights are all finite and the kernel does not read padding itself, as in the forward);
-    other strides (C_in / groups == 1 only) scatter-add plane by plane. One thread runs the
-    items outside OpenMP, as in direct_forward_impl."""
+    other strides (C_in / groups == 1 only) gather too where the general kernels (AVX-512,
+    AVX2) apply (fnn_plane_grad_input_gather), and elsewhere scatter-add plane by plane. One
+    thread runs the items outside OpenMP, as in direct_forward_impl."""
     cdef fnn_plane_geom pg = plane_geom(g)
     cdef fnn_plane_geom fg = flipped_geom(g)
     cdef fnn_plane_geom gp = fnn_plane_padded_geom(&fg)
@@ -246,7 +266,7 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef fnn_int items = g.n * g.c_in, item, ci, j, co, t, pe = 0, grp
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
-    cdef bint pad = (gather and plane_reads_padding(&fg) and not fnn_plane_reads_padding_itself(&fg)
+    cdef bint pad = (gather and plane_reads_padding(&fg) and not reads_padding_itself(&fg)
                      and all_finite(w, g.c_out * g.kg))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL
@@ -388,7 +408,7 @@ cdef int direct_grad_weight_wide(const ConvGeom *g, const floating *dy, const fl
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint unpadded = fnn_plane_reads_padding_itself(&pg)
+    cdef bint unpadded = reads_padding_itself(&pg)
     rows_geom.h = rows_geom.h_out = g.h_out
     rows_geom.w = rows_geom.w_out = g.w_out
     rows_geom.kh = rows_geom.kw = rows_geom.sh = rows_geom.sw = rows_geom.dh = rows_geom.dw = 1
@@ -433,7 +453,7 @@ cdef int direct_grad_weight_impl(const ConvGeom *g, const floating *dy, const fl
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
     cdef bint pad = plane_reads_padding(&pg) and finite_dy
     cdef fnn_int pe = padded_elems(&pg, sizeof(floating)) if pad else 0
-    if finite_dy and g.sw == 1:
+    if finite_dy and (g.sw == 1 or fnn_plane_dw_reads_padding_itself(&pg)):
         return direct_grad_weight_wide(g, dy, x, dw, db, nthreads)
     if db != NULL:
         channel_sums_impl(dy, g.n, g.c_out, g.p, db, nthreads)
@@ -462,11 +482,13 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
                                  const floating *w, floating *dx, floating *dw, floating *db,
                                  int nthreads) noexcept nogil:
     """All three gradients of a depthwise convolution (one input and one output channel per
-    group) in one pass over dY: items are channels, and per image the channel's dY plane,
-    once in cache, gives its dX plane (the flipped-kernel convolution), its weight-gradient
-    lanes and its bias sum. The separate passes would each read dY from memory. The sums are
-    theirs, in the same order. Only where fnn_plane_reads_padding_itself, and for all-finite
-    dY, which each plane's bias sum tells (a double sum of floats is finite exactly when they
+    group) in one pass over dY: items are blocks of channels (one channel on large planes),
+    image by image, and per image each channel's dY plane, once in cache, gives its dX plane
+    (the flipped-kernel convolution), its weight-gradient lanes and its bias sum. The
+    separate passes would each read dY from memory. The sums are theirs, in the same order.
+    Only where reads_padding_itself (any stride the general AVX-512 and AVX2 kernels take: dX
+    is then gathered, fnn_plane_grad_input_gather), and for all-finite dY, which each
+    plane's bias sum tells (a double sum of floats is finite exactly when they
     all are; of doubles it may overflow, which only costs the fallback): returns 1, with the
     outputs garbage, where some plane is not, and the caller takes the separate passes."""
     cdef fnn_plane_geom pg = plane_geom(g)
@@ -474,55 +496,79 @@ cdef int depthwise_backward_impl(const ConvGeom *g, const floating *dy, const fl
     cdef fnn_int vl = FNN_PLANE_VECTOR_BYTES // sizeof(floating)
     cdef fnn_int wc = round_up(g.w_out, vl)
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w, lane_elems = taps * wc
-    cdef fnn_int c, img, t, at, xat
-    cdef floating *scratch
+    cdef fnn_int tr = round_up(taps, vl)
+    cdef fnn_int c, img, t, at, xat, blk, c0, c1, cb, n_blk
+    cdef char *scratch
+    cdef double *bsums
+    cdef floating *wflips
     cdef floating *wflip
+    cdef floating *lane_all
     cdef floating *lanes
-    cdef floating s
-    cdef double bsum, plane_total
+    cdef double plane_total
     cdef floating *tmp
     cdef bint stream = g.n * g.c_in * plane_in * sizeof(floating) >= STREAM_MIN_BYTES
     cdef int failed = 0, nonfinite = 0
     cdef int *failed_p = &failed
     cdef int *nonfinite_p = &nonfinite
     cdef int team = <int>min(<fnn_int>nthreads, g.c_out)
+    cdef size_t head
+    # Channels per item: enough that one image's planes of the item are a few KB in a row
+    # (small planes, one channel at a time, jump megabytes from image to image at every
+    # plane, and run at memory latency), while every thread gets items. Each channel's sums
+    # are the same for any block size.
+    cb = max(<fnn_int>1, min(<fnn_int>64, 4096 // (g.p * <fnn_int>sizeof(floating))))
+    while cb > 1 and ceil_div(g.c_out, cb) < 4 * team:
+        cb = cb // 2
+    n_blk = ceil_div(g.c_out, cb)
+    head = <size_t>round_up(cb * <fnn_int>sizeof(double), 64)
     with parallel(num_threads=max(team, 1)):
         _note_team()
-        # the channel's flipped kernel (taps, rounded to a vector), its lanes, then a dX plane
-        # to stream out from (see STREAM_MIN_BYTES)
-        scratch = <floating *>fnn_thread_scratch(
-            FNN_SCRATCH_OWN, (round_up(taps, vl) + lane_elems + plane_in) * sizeof(floating))
+        # per channel of the item: its bias sum (double), its flipped kernel (taps, rounded
+        # to a vector) and its lanes; then a dX plane to stream out from (see STREAM_MIN_BYTES)
+        scratch = <char *>fnn_thread_scratch(
+            FNN_SCRATCH_OWN, head + (cb * (tr + lane_elems) + plane_in) * sizeof(floating))
         if scratch == NULL:
             failed_p[0] = 1
-        wflip = scratch
-        lanes = scratch + round_up(taps, vl)
-        tmp = lanes + lane_elems
-        for c in prange(g.c_out, schedule='static'):
+        bsums = <double *>scratch
+        wflips = <floating *>(scratch + head)
+        lane_all = wflips + cb * tr
+        tmp = lane_all + cb * lane_elems
+        for blk in prange(n_blk, schedule='static'):
             if scratch == NULL:
                 continue
-            for t in range(taps):
-                wflip[t] = w[c * taps + taps - 1 - t]
-            memset(lanes, 0, lane_elems * sizeof(floating))
-            bsum = 0
+            c0 = blk * cb
+            c1 = min(g.c_out, c0 + cb)
+            for c in range(c0, c1):
+                for t in range(taps):
+                    wflips[(c - c0) * tr + t] = w[c * taps + taps - 1 - t]
+                bsums[c - c0] = 0
+            memset(lane_all, 0, (c1 - c0) * lane_elems * sizeof(floating))
             for img in range(g.n):
-                at = (img * g.c_out + c) * g.p
-                xat = (img * g.c_in + c) * plane_in
-                if img + 1 < g.n:  # the channel's planes in the next image, megabytes away
-                    fnn_prefetch_l2(dy + at + g.c_out * g.p, g.p * sizeof(floating))
-                    fnn_prefetch_l2(x + xat + g.c_in * plane_in, plane_in * sizeof(floating))
-                if stream:
-                    plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, tmp)
-                    plane_stream_copy(dx + xat, tmp, plane_in)
-                else:
-                    plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
-                plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
-                plane_total = plane_sum(dy + at, g.p)
-                if plane_total - plane_total != 0:  # Inf or NaN
-                    nonfinite_p[0] = 1
-                bsum = bsum + plane_total
-            if db != NULL:
-                db[c] = <floating>bsum
-            sum_lanes(lanes, taps, wc, g.w_out, dw + c * taps)
+                if img + 1 < g.n:  # the item's planes in the next image, megabytes away
+                    fnn_prefetch_l2(dy + ((img + 1) * g.c_out + c0) * g.p, (c1 - c0) * g.p * sizeof(floating))
+                    fnn_prefetch_l2(x + ((img + 1) * g.c_in + c0) * plane_in, (c1 - c0) * plane_in * sizeof(floating))
+                for c in range(c0, c1):
+                    at = (img * g.c_out + c) * g.p
+                    xat = (img * g.c_in + c) * plane_in
+                    wflip = wflips + (c - c0) * tr
+                    lanes = lane_all + (c - c0) * lane_elems
+                    if g.sh != 1 or g.sw != 1:
+                        plane_grad_input_gather(&pg, dy + at, 1, g.p, w + c * taps, tmp if stream else dx + xat)
+                    elif stream:
+                        plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, tmp)
+                    else:
+                        plane_conv(&fg, dy + at, 1, g.p, wflip, NULL, dx + xat)
+                    if stream:
+                        plane_stream_copy(dx + xat, tmp, plane_in)
+                    plane_grad_weight_unpadded(&pg, dy + at, x + xat, lanes)
+                    plane_total = plane_sum(dy + at, g.p)
+                    if plane_total - plane_total != 0:  # Inf or NaN
+                        nonfinite_p[0] = 1
+                    bsums[c - c0] = bsums[c - c0] + plane_total
+            for c in range(c0, c1):
+                if db != NULL:
+                    db[c] = <floating>bsums[c - c0]
+                sum_lanes(lane_all + (c - c0) * lane_elems, taps, wc, g.w_out, dw + c * taps)
     return -1 if failed else nonfinite
 
 
@@ -535,7 +581,7 @@ def conv2d_backward_depthwise(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray w, cnp.
     cdef fnn_plane_geom pg = plane_geom(&g)
     cdef bint is_f32 = cnp.PyArray_TYPE(dy) == cnp.NPY_FLOAT32
     cdef int rc
-    if not (g.cin_g == 1 and g.cout_g == 1 and fnn_plane_reads_padding_itself(&pg)):
+    if not (g.cin_g == 1 and g.cout_g == 1 and reads_padding_itself(&pg)):
         return False
     with nogil:
         if is_f32:

@@ -97,12 +97,41 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 #endif
 }
 
+int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
+{
+#ifdef FNN_X86_64
+    const int isa = fnn_active_isa();
+    return (isa == FNN_ISA_AVX512 || isa == FNN_ISA_AVX2) && !fnn_plane_reads_padding_itself(g) &&
+           (g->sw == 1 || g->sw == 2) && g->kw <= FNN_DW_MAX_KW && g->kh < 128 && g->sh <= 16 &&
+           7 * g->sh + (g->kh - 1) * g->dh + 1 <= FNN_DW_MAX_SPAN;
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
 /*
  * The entry points that route to fnn_direct_avx512.c (3x3, stride 1, dilation 1; padding
  * read as 0 * weight, so only where the geometry reads none or the weights are all finite),
  * once per dtype: T the element type, S its suffix.
  */
 #ifdef FNN_X86_64
+/* fnn_dw_avx512.c's and fnn_dw_avx2.c's kernels (fnn_dw_body.h), and a call to the active
+ * level's (where fnn_plane_dw_reads_padding_itself, the level is one of the two) */
+#define FNN_DW_DECLS(T, S, isa)                                                                    \
+    void fnn_dw_conv_plane_##S##_##isa(const fnn_plane_geom *g, const T *x, fnn_int nc,            \
+                                       fnn_int xs, const T *wt, const T *bias, T *y);              \
+    void fnn_dw_grad_input_plane_##S##_##isa(const fnn_plane_geom *g, const T *dy, fnn_int nc,     \
+                                             fnn_int dys, const T *wt, T *dx);                     \
+    void fnn_dw_grad_weight_plane_##S##_##isa(const fnn_plane_geom *g, const T *dy, const T *x,    \
+                                              T *lanes);
+#define FNN_DW_CALL(name, S, args)                                                                 \
+    do {                                                                                           \
+        if (fnn_active_isa() == FNN_ISA_AVX512)                                                    \
+            name##_##S##_avx512 args;                                                              \
+        else                                                                                       \
+            name##_##S##_avx2 args;                                                                \
+    } while (0)
 #define FNN_AVX512_DECLS(T, S)                                                                     \
     void fnn_conv3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *x, fnn_int nc,           \
                                         fnn_int xs, const T *wt, const T *bias, T *y);             \
@@ -111,7 +140,9 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
                                           T *y, fnn_int ys);                                       \
     void fnn_grad_weight3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
                                                T *lanes);                                          \
-    void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);
+    void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);                        \
+    FNN_DW_DECLS(T, S, avx512)                                                                     \
+    FNN_DW_DECLS(T, S, avx2)
 #define FNN_ON_AVX512(stmt) stmt
 #else
 #define FNN_AVX512_DECLS(T, S)
@@ -125,14 +156,16 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
     static int padding_as_zero_##S(const fnn_plane_geom *g, const T *wt, fnn_int count)            \
     {                                                                                              \
         fnn_int i;                                                                                 \
+        int finite = 1;                                                                            \
         if (g->pt <= 0 && g->pl <= 0 &&                                                            \
             (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&                         \
             (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                           \
             return 1;                                                                              \
+        /* no early exit: the compiler vectorises the loop (a plane's few dozen weights are */     \
+        /* checked at every call) */                                                               \
         for (i = 0; i < count; i++)                                                                \
-            if (!(wt[i] - wt[i] == 0))                                                             \
-                return 0;                                                                          \
-        return 1;                                                                                  \
+            finite &= wt[i] - wt[i] == 0;                                                          \
+        return finite;                                                                             \
     }                                                                                              \
     void fnn_plane_conv_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,           \
                             const T *wt, const T *bias, T *y)                                      \
@@ -142,7 +175,30 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
             fnn_conv3x3_plane_##S##_avx512(g, x, nc, xs, wt, bias, y);                             \
             return;                                                                                \
         })                                                                                         \
+        FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g) &&                                  \
+                          padding_as_zero_##S(g, wt, g->kh * g->kw * nc)) {                        \
+            FNN_DW_CALL(fnn_dw_conv_plane, S, (g, x, nc, xs, wt, bias, y));                        \
+            return;                                                                                \
+        })                                                                                         \
         FNN_DISPATCH(conv_##S, (g, x, nc, xs, wt, bias, y))                                        \
+    }                                                                                              \
+    void fnn_plane_grad_input_gather_##S(const fnn_plane_geom *g, const T *dy, fnn_int nc,         \
+                                         fnn_int dys, const T *wt, T *dx)                          \
+    {                                                                                              \
+        fnn_int c, i, taps = g->kh * g->kw;                                                        \
+        (void)i;                                                                                   \
+        FNN_ON_AVX512(if (fnn_plane_dw_reads_padding_itself(g)) {                                  \
+            int finite = 1;                                                                        \
+            for (i = 0; i < taps * nc; i++)                                                        \
+                finite &= wt[i] - wt[i] == 0;                                                      \
+            if (finite) {                                                                          \
+                FNN_DW_CALL(fnn_dw_grad_input_plane, S, (g, dy, nc, dys, wt, dx));                 \
+                return;                                                                            \
+            }                                                                                      \
+        })                                                                                         \
+        memset(dx, 0, (size_t)g->h * (size_t)g->w * sizeof(T));                                    \
+        for (c = 0; c < nc; c++)                                                                   \
+            fnn_plane_grad_input_##S(g, dy + c * dys, wt + c * taps, dx);                          \
     }                                                                                              \
     void fnn_plane_conv4_##S(const fnn_plane_geom *g, const T *x, fnn_int nc, fnn_int xs,          \
                              const T *wt, fnn_int wcs, const T *bias, T *y, fnn_int ys)            \
@@ -168,7 +224,10 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
                                             T *lanes)                                              \
     {                                                                                              \
         (void)g, (void)dy, (void)x, (void)lanes;                                                   \
-        FNN_ON_AVX512(fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);)                     \
+        FNN_ON_AVX512(if (fnn_plane_reads_padding_itself(g))                                       \
+                          fnn_grad_weight3x3_plane_##S##_avx512(g, dy, x, lanes);                  \
+                      else                                                                         \
+                          FNN_DW_CALL(fnn_dw_grad_weight_plane, S, (g, dy, x, lanes));)            \
     }
 
 FNN_AVX512_ROUTED(float, f32)

@@ -68,6 +68,27 @@ void fnn_plane_conv_f64(const fnn_plane_geom *g, const double *x, fnn_int nc, fn
  * copy (fnn_plane_pad), and fnn_plane_grad_weight_unpadded may be called. */
 int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
 
+/* Whether the active level has the general kernels of fnn_dw_body.h for this geometry
+ * (AVX-512 or AVX2; column stride 1 or 2, kW <= FNN_DW_MAX_KW, an 8-row block spanning at most
+ * FNN_DW_MAX_SPAN input rows; 3x3 stride-1 undilated planes excepted, which
+ * fnn_plane_reads_padding_itself's kernel takes): they read padding themselves, so
+ * fnn_plane_conv needs no zero-padded copy, fnn_plane_grad_weight_unpadded may be called
+ * (for all-finite dY), and fnn_plane_grad_input_gather runs on whole vectors. */
+int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g);
+#define FNN_DW_MAX_KW 16
+#define FNN_DW_MAX_SPAN 128
+
+/* dx = the input gradient of nc planes at once, gathered (each dx element written once):
+ * dx[ih, iw] = sum over c < nc, then taps (a, b), of wt[c*kh*kw + a*kw + b] *
+ * dy[c*dys + oh*w_out + ow] where oh*sh = ih + pt - a*dh and ow*sw = iw + pl - b*dw fall
+ * inside dY. Any stride; on whole vectors where fnn_plane_dw_reads_padding_itself and the
+ * weights are all finite (dY's padding is then a multiplied 0), elsewhere fnn_plane_grad_input
+ * plane by plane after clearing dx. */
+void fnn_plane_grad_input_gather_f32(const fnn_plane_geom *g, const float *dy, fnn_int nc, fnn_int dys,
+                                     const float *wt, float *dx);
+void fnn_plane_grad_input_gather_f64(const fnn_plane_geom *g, const double *dy, fnn_int nc, fnn_int dys,
+                                     const double *wt, double *dx);
+
 /* Four fnn_plane_conv outputs from the same input planes at once: weights wt + q*wcs, bias
  * bias + q (bias may be NULL), output y + q*ys, q < 4. On AVX-512 3x3 stride-1 planes each
  * input vector then serves four outputs; elsewhere it is four fnn_plane_conv calls. */
@@ -117,7 +138,7 @@ void fnn_plane_grad_weight_wide_f32(const fnn_plane_geom *g, const float *dy, fn
 void fnn_plane_grad_weight_wide_f64(const fnn_plane_geom *g, const double *dy, fnn_int dys,
                                     const double *xp, fnn_int xs, double *lanes);
 /* The same lanes from the planes as they are (dy: h_out x w_out, x: h x w), for all-finite dy
- * and only where fnn_plane_reads_padding_itself(g). */
+ * and only where fnn_plane_reads_padding_itself(g) or fnn_plane_dw_reads_padding_itself(g). */
 void fnn_plane_grad_weight_unpadded_f32(const fnn_plane_geom *g, const float *dy, const float *x,
                                         float *lanes);
 void fnn_plane_grad_weight_unpadded_f64(const fnn_plane_geom *g, const double *dy, const double *x,

@@ -49,8 +49,8 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
 #define FNN_CONV3X3_ROWS(SFX, T, VT, MASKT, SETZERO, SET1, LOADZ, FMADD, ADD, STOREM)              \
     FNN_TARGET_AVX512 static FNN_FORCE_INLINE void conv3x3_rows_##SFX(                              \
         const int R, const fnn_plane_geom *g, const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,      \
-        const T *FNN_RESTRICT wt, const MASKT *mask, fnn_int oh, fnn_int j, const T *bias,          \
-        T *FNN_RESTRICT y)                                                                          \
+        const T *FNN_RESTRICT wt, const MASKT *mask, fnn_int oh, fnn_int nrows, fnn_int j,          \
+        const T *bias, T *FNN_RESTRICT y)                                                           \
     {                                                                                               \
         VT acc[8], w[9], v0, v1, v2;                                                                \
         const fnn_int ih0 = oh - g->pt, col = j - g->pl;                                            \
@@ -85,6 +85,8 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
         }                                                                                           \
         FNN_UNROLL(8)                                                                               \
         for (r = 0; r < R; r++) {                                                                   \
+            if (r >= nrows)                                                                         \
+                break;                                                                              \
             if (bias)                                                                               \
                 acc[r] = ADD(acc[r], SET1(*bias));                                                  \
             STOREM(y + (oh + r) * g->w_out + j, mask[3], acc[r]);                                   \
@@ -175,8 +177,11 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
         }                                                                                           \
     }
 
-/* The whole plane: columns in vectors (the last one masked), rows 8 at a time, then 4,
- * then one by one. */
+/* The whole plane: columns in vectors (the last one masked), rows 8 at a time; 5 to 7 rows
+ * left go as one 8-row block that stores only those (on a 7-row map one block, not a 4-row
+ * one and three single rows, each a chain of nine dependent multiply-adds), 1 to 4 as a
+ * 4-row block likewise. Each row's sums are the same whatever its block. Rows outside the
+ * plane are never read. */
 #define FNN_CONV3X3_PLANE(SFX, T, MASKT, LANES)                                                     \
     FNN_TARGET_AVX512 void fnn_conv3x3_plane_##SFX##_avx512(const fnn_plane_geom *g, const T *x,    \
                                                            fnn_int nc, fnn_int xs, const T *wt,     \
@@ -187,13 +192,11 @@ static inline unsigned fnn_span_mask(fnn_int lo, fnn_int hi)
         for (j = 0; j < g->w_out; j += LANES) {                                                     \
             FNN_CONV3X3_MASKS(MASKT, LANES);                                                        \
             for (oh = 0; oh + 8 <= g->h_out; oh += 8)                                               \
-                conv3x3_rows_##SFX(8, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
-            if (oh + 4 <= g->h_out) {                                                               \
-                conv3x3_rows_##SFX(4, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
-                oh += 4;                                                                            \
-            }                                                                                       \
-            for (; oh < g->h_out; oh++)                                                             \
-                conv3x3_rows_##SFX(1, g, x, nc, xs, wt, mask, oh, j, bias, y);                      \
+                conv3x3_rows_##SFX(8, g, x, nc, xs, wt, mask, oh, 8, j, bias, y);                   \
+            if (g->h_out - oh > 4)                                                                  \
+                conv3x3_rows_##SFX(8, g, x, nc, xs, wt, mask, oh, g->h_out - oh, j, bias, y);       \
+            else if (oh < g->h_out)                                                                 \
+                conv3x3_rows_##SFX(4, g, x, nc, xs, wt, mask, oh, g->h_out - oh, j, bias, y);       \
         }                                                                                           \
     }
 

@@ -95,11 +95,19 @@ int fnn_all_finite_f64(const double *v, fnn_int n)
  * latency at every step), and the order is fixed, so the result is too. */
 #define FNN_SUM_LANES 64
 
+/* Under FNN_SUM_LANES elements (a small conv plane, summed once per plane) lane l holds just
+ * v[l] and the lanes past n stay +0, which adds nothing to a total that starts at +0: the
+ * same total is v[0] + v[1] + ... in order, without clearing and adding all 64 lanes. */
 static FNN_FORCE_INLINE double sum_f32(const float *FNN_RESTRICT v, fnn_int n)
 {
     double lanes[FNN_SUM_LANES] = {0}, total = 0;
     fnn_int i = 0;
     int l;
+    if (n < FNN_SUM_LANES) {
+        for (; i < n; i++)
+            total += (double)v[i];
+        return total;
+    }
     for (; i + FNN_SUM_LANES <= n; i += FNN_SUM_LANES)
         for (l = 0; l < FNN_SUM_LANES; l++)
             lanes[l] += (double)v[i + l];
@@ -115,6 +123,11 @@ static FNN_FORCE_INLINE double sum_f64(const double *FNN_RESTRICT v, fnn_int n)
     double lanes[FNN_SUM_LANES] = {0}, total = 0;
     fnn_int i = 0;
     int l;
+    if (n < FNN_SUM_LANES) {
+        for (; i < n; i++)
+            total += v[i];
+        return total;
+    }
     for (; i + FNN_SUM_LANES <= n; i += FNN_SUM_LANES)
         for (l = 0; l < FNN_SUM_LANES; l++)
             lanes[l] += v[i + l];

@@ -1,0 +1,82 @@
+/*
+ * AVX2 (with FMA) builds of the general direct plane kernels of fnn_dw_body.h (see
+ * fnn_dw_avx512.c): 8 float or 4 double lanes, masks as lane vectors (vmaskmov loads and
+ * stores, which never touch a masked-off lane's memory), 4-row blocks and 8-tap passes for
+ * the 16 registers. On other architectures this file is empty.
+ */
+#include "fnn_direct.h"
+#include "fnn_gemm_internal.h"
+
+#ifdef FNN_X86_64
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fnn_dw_span.h"
+
+/* The lanes whose bit is set in bits (bit l: lane l), as 32-bit and 64-bit lane masks. */
+FNN_TARGET_AVX2 static inline __m256i fnn_dw_mask8x32(uint64_t bits)
+{
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xFF)), sel), sel);
+}
+
+FNN_TARGET_AVX2 static inline __m256i fnn_dw_mask4x64(uint64_t bits)
+{
+    const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(bits & 0xF)), sel), sel);
+}
+
+/* lanes 0, 2, 4, 6 of lo then of hi (floats); a and b interleaved, first and second halves */
+FNN_TARGET_AVX2 static inline __m256 fnn_dw_even_ps(__m256 lo, __m256 hi)
+{
+    const __m256 t = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+
+FNN_TARGET_AVX2 static inline __m256d fnn_dw_even_pd(__m256d lo, __m256d hi)
+{
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xD8); /* lo0 hi0 lo2 hi2 -> lo0 lo2 hi0 hi2 */
+}
+
+#define DW_TARGET FNN_TARGET_AVX2
+#define DW_R 4
+#define DW_TB 8
+
+#define T float
+#define VT __m256
+#define MASKT __m256i
+#define LANES 8
+#define SFX(name) name##_f32_avx2
+#define MASK_BITS(bits) fnn_dw_mask8x32(bits)
+#define LOADZ(m, p) _mm256_maskload_ps(p, m)
+#define STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define FMADD _mm256_fmadd_ps
+#define SET1 _mm256_set1_ps
+#define SETZERO _mm256_setzero_ps
+#define ADD _mm256_add_ps
+#define EVEN2(lo, hi) fnn_dw_even_ps(lo, hi)
+#define ILV_LO2(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x20)
+#define ILV_HI2(a, b) _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x31)
+#include "fnn_dw_body.h"
+#include "fnn_dw_undef.h"
+
+#define T double
+#define VT __m256d
+#define MASKT __m256i
+#define LANES 4
+#define SFX(name) name##_f64_avx2
+#define MASK_BITS(bits) fnn_dw_mask4x64(bits)
+#define LOADZ(m, p) _mm256_maskload_pd(p, m)
+#define STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define FMADD _mm256_fmadd_pd
+#define SET1 _mm256_set1_pd
+#define SETZERO _mm256_setzero_pd
+#define ADD _mm256_add_pd
+#define EVEN2(lo, hi) fnn_dw_even_pd(lo, hi)
+#define ILV_LO2(a, b) _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20)
+#define ILV_HI2(a, b) _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x31)
+#include "fnn_dw_body.h"
+#include "fnn_dw_undef.h"
+
+#endif /* FNN_X86_64 */
