@@ -313,7 +313,7 @@ def write_plot(path, report):
     labels = list(dict.fromkeys(label(r) for r in rows))
     values = [v for r in rows for v in (r.get("speedup_torch"), r.get("speedup_numpy")) if v]
     lo, hi = min(values + [0.5]), max(values + [2.0])
-    fig, axes = plt.subplots(1, len(thread_counts), figsize=(5.6 * len(thread_counts) + 1.2, 0.25 * len(labels) + 1.9),
+    fig, axes = plt.subplots(1, len(thread_counts), figsize=(5.6 * len(thread_counts) + 1.2, 0.25 * len(labels) + 2.6),
                              sharey=True, squeeze=False)
     y = np.arange(len(labels))
     series = ((-0.2, "speedup_torch", f"vs PyTorch {meta['torch'] or ''}".strip(), "#d62728"),
