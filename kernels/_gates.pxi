@@ -89,8 +89,9 @@ cdef void step_product(const StepWeights *w, fnn_int m, const floating *a, fnn_i
     B_q[:, c0:c1]; c0 a multiple of w.unit. reverse walks the blocks (and panels) backwards:
     consecutive steps alternate, so each starts with the weights the last one ended with."""
     cdef const floating *packed = <const floating *>w.packed
-    cdef fnn_int i, s, q, ic, mcb, pc, kcb, jc, ncb, ic_blk, pc_blk, jc_blk
+    cdef fnn_int i, s, q, q2, ic, mcb, pc, kcb, jc, ncb, ic_blk, pc_blk, jc_blk
     cdef int flags
+    cdef const float *after
     if c0 >= c1 or m <= 0:
         return
     if w.rows_path:
@@ -124,8 +125,22 @@ cdef void step_product(const StepWeights *w, fnn_int m, const floating *a, fnn_i
                 for jc_blk in range(ceil_div(c1 - c0, w.t.nc)):
                     jc = c0 + jc_blk * w.t.nc
                     ncb = min(w.t.nc, c1 - jc)
-                    macro(&w.t, mcb, ncb, kcb, apack, packed + q * w.block_elems + pc * round_up(w.n, w.t.nr) + jc * kcb,
-                          c + ic * ldc + q * w.n + jc, ldc, flags, <floating *>NULL)
+                    if floating is float:
+                        # the weights (MiBs, from L3 each step): fetch the panel used next
+                        # while computing this one
+                        after = NULL
+                        if jc + ncb < c1:
+                            after = packed + q * w.block_elems + pc * round_up(w.n, w.t.nr) + (jc + ncb) * kcb
+                        elif s + 1 < w.blocks:
+                            q2 = w.blocks - 2 - s if reverse else s + 1
+                            after = packed + q2 * w.block_elems + pc * round_up(w.n, w.t.nr) + c0 * kcb
+                        fnn_gemm_macro_pf_f32(<const fnn_gemm_desc_f32 *>w.t.desc, mcb, ncb, kcb, apack,
+                                              packed + q * w.block_elems + pc * round_up(w.n, w.t.nr) + jc * kcb,
+                                              c + ic * ldc + q * w.n + jc, ldc, flags, after)
+                    else:
+                        macro(&w.t, mcb, ncb, kcb, apack,
+                              packed + q * w.block_elems + pc * round_up(w.n, w.t.nr) + jc * kcb,
+                              c + ic * ldc + q * w.n + jc, ldc, flags, <floating *>NULL)
 
 
 cdef int step_team(const StepWeights *w, fnn_int m, int nthreads) noexcept nogil:

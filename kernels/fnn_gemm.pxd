@@ -46,6 +46,9 @@ cdef extern from "fnn_gemm.h" nogil:
     void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
                             const float *apack, const float *bpack, float *c, fnn_int ldc,
                             int flags, const float *bias)
+    void fnn_gemm_macro_pf_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
+                               const float *apack, const float *bpack, float *c, fnn_int ldc,
+                               int flags, const float *after)
     void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n, fnn_int k,
                             const double *apack, const double *bpack, double *c, fnn_int ldc,
                             int flags, const double *bias)

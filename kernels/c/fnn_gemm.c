@@ -626,6 +626,21 @@ void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
     }
 }
 
+void fnn_gemm_macro_pf_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
+                           fnn_int k, const float *apack, const float *bpack,
+                           float *c, fnn_int ldc, int flags, const float *after)
+{
+    flags &= FNN_ACCUMULATE;
+#ifdef FNN_X86_64
+    if (d == &fnn_gemm_desc_f32_avx512) {
+        fnn_f32_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, after);
+        return;
+    }
+#endif
+    (void)after;
+    fnn_gemm_macro_f32(d, m, n, k, apack, bpack, c, ldc, flags, (const float *)NULL);
+}
+
 void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n,
                         fnn_int k, const double *apack, const double *bpack,
                         double *c, fnn_int ldc, int flags, const double *bias)

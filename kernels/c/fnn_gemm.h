@@ -109,6 +109,14 @@ void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
 void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
                         fnn_int k, const float *apack, const float *bpack,
                         float *c, fnn_int ldc, int flags, const float *bias);
+/*
+ * fnn_gemm_macro_f32 without bias that also prefetches into L2 the B micro-panel after the
+ * one it computes (the next in bpack; `after`, or NULL for none, past the last), where the
+ * kernel can (AVX-512); the same results. For B blocks streamed from L3 once per use.
+ */
+void fnn_gemm_macro_pf_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
+                           fnn_int k, const float *apack, const float *bpack,
+                           float *c, fnn_int ldc, int flags, const float *after);
 void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n,
                         fnn_int k, const double *apack, const double *bpack,
                         double *c, fnn_int ldc, int flags, const double *bias);

@@ -32,10 +32,10 @@ static inline unsigned fnn_lane_mask(int n, int v, int width)
  * becomes its own register-allocated kernel.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_f32_tile_avx512(const int mr, const int nv, fnn_int k,
-                    const float *FNN_RESTRICT a, const float *FNN_RESTRICT b,
-                    float *c, fnn_int ldc, int m, int n, int flags,
-                    const float *bias)
+fnn_f32_tile_avx512_pf(const int mr, const int nv, fnn_int k,
+                       const float *FNN_RESTRICT a, const float *FNN_RESTRICT b,
+                       float *c, fnn_int ldc, int m, int n, int flags,
+                       const float *bias, const float *pf)
 {
     __m512 acc[F32_MR][4];
     __mmask16 mask[4];
@@ -64,6 +64,8 @@ fnn_f32_tile_avx512(const int mr, const int nv, fnn_int k,
         FNN_UNROLL(4)
         for (v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_ps(b + 16 * v);
+        if (pf != NULL)
+            _mm_prefetch((const char *)(pf + 16 * p), _MM_HINT_T1);
         FNN_UNROLL(6)
         for (i = 0; i < mr; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
@@ -99,6 +101,9 @@ fnn_f32_tile_avx512(const int mr, const int nv, fnn_int k,
         }
     }
 }
+
+#define fnn_f32_tile_avx512(mr, nv, k, a, b, c, ldc, m, n, flags, bias) \
+    fnn_f32_tile_avx512_pf(mr, nv, k, a, b, c, ldc, m, n, flags, bias, (const float *)NULL)
 
 /*
  * Fringe tiles compute only the rows and vector columns that hold real
@@ -247,6 +252,37 @@ static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
         break;
     default:
         break;
+    }
+}
+
+/*
+ * fnn_gemm_macro_f32 for the 6x64 kernel, prefetching into L2, while it computes one B
+ * micro-panel, the one after it (bpack + 64 k, or `after` past the last panel; NULL: none):
+ * the first four row tiles each fetch a quarter of it, one line per k step. For recurrent
+ * steps, whose packed weights (several MiB) come from L3 panel by panel. Same FMAs in the
+ * same order as the plain macro-kernel.
+ */
+FNN_TARGET_AVX512
+void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *apack,
+                                  const float *bpack, float *c, fnn_int ldc, int flags,
+                                  const float *after)
+{
+    fnn_int ir, jr;
+    for (jr = 0; jr < n; jr += F32_NR) {
+        const int nb = n - jr < F32_NR ? (int)(n - jr) : F32_NR;
+        const float *bp = bpack + jr * k;
+        const float *next = jr + F32_NR < n ? bp + F32_NR * k : after;
+        fnn_int tile = 0;
+        for (ir = 0; ir < m; ir += F32_MR, tile++) {
+            const int mb = m - ir < F32_MR ? (int)(m - ir) : F32_MR;
+            const float *pf = (next != NULL && tile < 4) ? next + tile * 16 * k : NULL;
+            if (mb == F32_MR && nb > 48)
+                fnn_f32_tile_avx512_pf(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
+                                       flags, NULL, pf);
+            else
+                fnn_f32_gemm_ukernel_6x64_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
+                                                 nb, flags, NULL);
+        }
     }
 }
 
