@@ -11,6 +11,7 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe
+from fastnn import _lengths
 from fastnn._lengths import Packing, head
 
 __all__ = ["gru_step", "gru_step_backward", "gru_forward", "gru_backward"]
@@ -156,7 +157,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=No
     shape = (x.shape[0], x.shape[1], hidden)
     if out is not None:
         v.check_out(out, shape, dtype, (x, h0, w_ih, w_hh, b_ih, b_hh))
-    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = _lengths.sequence_lengths(lengths, x.shape[0], x.shape[1])
     return _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths=lengths)
 
 
@@ -202,7 +203,7 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None, *, length
     check_states(hidden, batch, h0=extra["h0"])
     for name in ("hs", "grad_hs"):
         v.check_shape(name, extra[name], (steps, batch, hidden))
-    lengths = v.sequence_lengths(lengths, steps, batch)
+    lengths = _lengths.sequence_lengths(lengths, steps, batch)
     return _backward_checked(dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh, b_ih, b_hh,
                              lengths=lengths)
 

@@ -8,6 +8,7 @@ import numpy as np
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
+from fastnn import _lengths
 from fastnn._lengths import Packing
 
 __all__ = ["rnn_step", "rnn_step_backward", "rnn_forward", "rnn_backward"]
@@ -160,7 +161,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
     h0 = extra["h0"]
     v.check_shape("h0", h0, (x.shape[1], hidden))
-    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = _lengths.sequence_lengths(lengths, x.shape[0], x.shape[1])
     return _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths)
 
 
@@ -202,7 +203,7 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh", *, lengths
     v.check_shape("h0", extra["h0"], (batch, hidden))
     v.check_shape("hs", extra["hs"], (steps, batch, hidden))
     v.check_shape("grad_hs", extra["grad_hs"], (steps, batch, hidden))
-    lengths = v.sequence_lengths(lengths, steps, batch)
+    lengths = _lengths.sequence_lengths(lengths, steps, batch)
     return _backward_checked(relu, nonlinearity, dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh,
                              lengths)
 
