@@ -15,6 +15,23 @@ from fastnn import _runtime
 from fastnn import _validation as v
 
 
+def sequence_lengths(lengths, steps, batch):
+    """_validation.sequence_lengths, with a fast path for the common cases (a list of plain
+    ints, or a 1-D integer ndarray, all in 1..steps): the same intp copy. Anything else, or any
+    value it would reject, goes to _validation.sequence_lengths, which raises as documented."""
+    if lengths is None:
+        return None
+    kind = type(lengths)
+    if kind is list and batch > 0 and len(lengths) == batch:
+        if all(type(item) is int for item in lengths) and 1 <= min(lengths) and max(lengths) <= steps:
+            return np.array(lengths, dtype=np.intp)
+    elif (kind is np.ndarray and batch > 0 and lengths.ndim == 1 and lengths.dtype.kind in "iu"
+          and len(lengths) == batch):
+        if 1 <= lengths.min() and lengths.max() <= steps:
+            return np.array(lengths, dtype=np.intp)
+    return v.sequence_lengths(lengths, steps, batch)
+
+
 class Packing:
     """The packed layout of a batch of N sequences of the given lengths (intp, each in 1..T,
     from _validation.sequence_lengths) within T steps; the compiled path only.

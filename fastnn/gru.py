@@ -11,6 +11,7 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe
+from fastnn import _lengths
 from fastnn._lengths import Packing, head
 
 __all__ = ["gru_step", "gru_step_backward", "gru_forward", "gru_backward"]
@@ -50,6 +51,27 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
         return hs
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh)
     gates, ghn = (None, None) if saved is None else saved
+    if lengths is not None and saved is None:
+        # The leading steps, where every sequence is live (all but the last such one, so that
+        # every sequence is live at the packed part's first step), run as the uniform path
+        # straight on the padded arrays; the rest on the live rows only, packed (see
+        # fastnn._lengths), from the last uniform step's states.
+        lead = int(lengths.min()) - 1
+        x = v.contiguous(x, dtype)
+        w_ih, w_hh = v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype)
+        if lead > 0:
+            _kernels.gru_forward(
+                x[:lead], maybe(h0, dtype), w_ih, w_hh, bias, b_hn, hs[:lead], None, None,
+                _runtime.threads_for(forward_flops(lead, batch, features, hidden, GATES)),
+            )
+            h0 = hs[lead - 1]
+        pk = Packing(lengths - lead, steps - lead)
+        _kernels.gru_forward(
+            pk.gather(x[lead:], dtype), pk.sorted_states(h0, dtype), w_ih, w_hh, bias, b_hn,
+            np.empty((2 * batch, hidden), dtype), None, None,
+            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs[lead:],
+        )
+        return hs
     if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
         pk = Packing(lengths, steps)
         packed = np.empty((2 * batch, hidden), dtype)  # a ring of two steps
@@ -156,7 +178,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=No
     shape = (x.shape[0], x.shape[1], hidden)
     if out is not None:
         v.check_out(out, shape, dtype, (x, h0, w_ih, w_hh, b_ih, b_hh))
-    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = _lengths.sequence_lengths(lengths, x.shape[0], x.shape[1])
     return _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths=lengths)
 
 
@@ -202,7 +224,7 @@ def gru_backward(grad_hs, x, h0, hs, w_ih, w_hh, b_ih=None, b_hh=None, *, length
     check_states(hidden, batch, h0=extra["h0"])
     for name in ("hs", "grad_hs"):
         v.check_shape(name, extra[name], (steps, batch, hidden))
-    lengths = v.sequence_lengths(lengths, steps, batch)
+    lengths = _lengths.sequence_lengths(lengths, steps, batch)
     return _backward_checked(dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh, b_ih, b_hh,
                              lengths=lengths)
 

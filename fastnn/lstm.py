@@ -11,6 +11,7 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe, summed_bias
+from fastnn import _lengths
 from fastnn._lengths import Packing, head
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm_forward", "lstm_backward"]
@@ -168,7 +169,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengt
     h0, c0 = extra["h0"], extra["c0"]
     check_states(hidden, x.shape[1], h0=h0, c0=c0)
     outs = _outs(out, (x.shape[0], x.shape[1], hidden), dtype, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
-    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = _lengths.sequence_lengths(lengths, x.shape[0], x.shape[1])
     return _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs, lengths=lengths)
 
 
@@ -219,7 +220,7 @@ def lstm_backward(grad_hs, x, h0, c0, hs, cs, w_ih, w_hh, b_ih=None, b_hh=None, 
     check_states(hidden, batch, h0=extra["h0"], c0=extra["c0"], grad_c_n=extra["grad_c_n"])
     for name in ("hs", "cs", "grad_hs"):
         v.check_shape(name, extra[name], (steps, batch, hidden))
-    lengths = v.sequence_lengths(lengths, steps, batch)
+    lengths = _lengths.sequence_lengths(lengths, steps, batch)
     return _backward_checked(dtype, extra["grad_hs"], extra["grad_c_n"], x, extra["h0"], extra["c0"], extra["hs"],
                              extra["cs"], w_ih, w_hh, b_ih, b_hh, lengths=lengths)
 

@@ -8,6 +8,7 @@ import numpy as np
 from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
+from fastnn import _lengths
 from fastnn._lengths import Packing
 
 __all__ = ["rnn_step", "rnn_step_backward", "rnn_forward", "rnn_backward"]
@@ -56,13 +57,26 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
         hs[...] = reference.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths=lengths)
         return hs
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih.astype(dtype) + b_hh.astype(dtype))
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
-        pk = Packing(lengths, steps)
-        packed = pk.empty(hidden, dtype)
+    if lengths is not None:
+        # The leading steps, where every sequence is live (all but the last such one, so that
+        # every sequence is live at the packed part's first step), run as the uniform path
+        # straight on the padded arrays; the rest on the live rows only, packed (see
+        # fastnn._lengths), from the last uniform step's states.
+        lead = int(lengths.min()) - 1
+        x = v.contiguous(x, dtype)
+        w_ih, w_hh = v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype)
+        bias = None if bias is None else v.contiguous(bias, dtype)
+        if lead > 0:
+            _kernels.rnn_forward(
+                x[:lead], None if h0 is None else v.contiguous(h0, dtype), w_ih, w_hh, bias, hs[:lead], relu,
+                _runtime.threads_for(2 * lead * batch * hidden * (features + hidden)),
+            )
+            h0 = hs[lead - 1]
+        pk = Packing(lengths - lead, steps - lead)
         _kernels.rnn_forward(
-            pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
-            None if bias is None else v.contiguous(bias, dtype), packed, relu,
-            _runtime.threads_for(2 * pk.total * hidden * (features + hidden)), pk.offs, pk.rank, hs,
+            pk.gather(x[lead:], dtype), pk.sorted_states(h0, dtype), w_ih, w_hh, bias,
+            pk.empty(hidden, dtype), relu, _runtime.threads_for(2 * pk.total * hidden * (features + hidden)),
+            pk.offs, pk.rank, hs[lead:],
         )
         return hs
     flops = 2 * steps * batch * hidden * (features + hidden)
@@ -160,7 +174,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = _rnn_inputs(x, 3, w_ih, w_hh, b_ih, b_hh, h0=(h0, 2))
     h0 = extra["h0"]
     v.check_shape("h0", h0, (x.shape[1], hidden))
-    lengths = v.sequence_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = _lengths.sequence_lengths(lengths, x.shape[0], x.shape[1])
     return _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out, lengths)
 
 
@@ -202,7 +216,7 @@ def rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity="tanh", *, lengths
     v.check_shape("h0", extra["h0"], (batch, hidden))
     v.check_shape("hs", extra["hs"], (steps, batch, hidden))
     v.check_shape("grad_hs", extra["grad_hs"], (steps, batch, hidden))
-    lengths = v.sequence_lengths(lengths, steps, batch)
+    lengths = _lengths.sequence_lengths(lengths, steps, batch)
     return _backward_checked(relu, nonlinearity, dtype, extra["grad_hs"], x, extra["h0"], extra["hs"], w_ih, w_hh,
                              lengths)
 
