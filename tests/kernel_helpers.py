@@ -149,6 +149,27 @@ def running(path, threads=None, parallel=False):
         _runtime.set_cpu_path(isa_before)
 
 
+@contextlib.contextmanager
+def every_threshold_zero():
+    """Teams for everything: whole calls, inner GEMMs and each step of a recurrence."""
+    old = (_runtime.serial_threshold, KERNELS.set_serial_gemm_fmas(0), KERNELS.set_gates_serial_step_fmas(0))
+    _runtime.serial_threshold = 0
+    try:
+        yield
+    finally:
+        _runtime.serial_threshold = old[0]
+        KERNELS.set_serial_gemm_fmas(old[1])
+        KERNELS.set_gates_serial_step_fmas(old[2])
+
+
+@contextlib.contextmanager
+def running_recurrent(path, threads=None, parallel=False):
+    """running, with parallel=True also putting the inner GEMMs' and the recurrence steps'
+    thresholds at 0."""
+    with running(path, threads, parallel), (every_threshold_zero() if parallel else contextlib.nullcontext()):
+        yield
+
+
 def int_or_pair(lo, hi):
     return st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)),
                      st.lists(st.integers(lo, hi), min_size=2, max_size=2))

@@ -13,7 +13,6 @@ sqrt(K) * eps * max(|truth|, 1) per step, K the longest sum an output sees. The 
 scaled so every state stays O(1), so this is tight enough to catch any wrong element.
 """
 import concurrent.futures
-import contextlib
 import json
 import os
 import subprocess
@@ -39,31 +38,13 @@ from gates_helpers import step_backward as call_step_backward
 from kernel_helpers import (DTYPES, KERNELS, LAYOUTS, PARAM_LAYOUTS, Unmodified, assert_bit_identical, assert_close,
                             assert_nonfinite_like, bad_outs, check_deterministic, f64, fixture_settings, run_settings,
                             team_of, values, with_layout)
-from kernel_helpers import running as running_on
+from kernel_helpers import every_threshold_zero
+from kernel_helpers import running_recurrent as running
 
 float_tolerance = conftest_module().float_tolerance
 ARRAYS = ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "grad_hs", "grad_c_n", "hs", "cs")
 
 
-@contextlib.contextmanager
-def every_threshold_zero():
-    """Teams for everything: whole calls, inner GEMMs and each step of a recurrence."""
-    old = (_runtime.serial_threshold, KERNELS.set_serial_gemm_fmas(0), KERNELS.set_gates_serial_step_fmas(0))
-    _runtime.serial_threshold = 0
-    try:
-        yield
-    finally:
-        _runtime.serial_threshold = old[0]
-        KERNELS.set_serial_gemm_fmas(old[1])
-        KERNELS.set_gates_serial_step_fmas(old[2])
-
-
-@contextlib.contextmanager
-def running(path, threads=None, parallel=False):
-    """kernel_helpers.running, with parallel=True also putting the inner GEMMs' and the
-    recurrence steps' thresholds at 0."""
-    with running_on(path, threads, parallel), (every_threshold_zero() if parallel else contextlib.nullcontext()):
-        yield
 
 
 @pytest.fixture

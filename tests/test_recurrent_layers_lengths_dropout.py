@@ -19,6 +19,8 @@ import pytest
 
 import fastnn
 
+from oracle_helpers import numerical_grad
+
 FAMILIES = {"rnn": fastnn.RNN, "lstm": fastnn.LSTM, "gru": fastnn.GRU}
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "layers_lengths.npz")
 TORCH_WARNING = ("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
@@ -570,7 +572,7 @@ def test_training_backward_finite_differences(case):
     analytic = {k: layer.grads[k].copy() for k in ("weight_ih_l0", f"weight_hh_l{num_layers - 1}")}
     arrays = [x] + states
     for index, analytic_grad in enumerate([grad_x] + grad_states):
-        np.testing.assert_allclose(analytic_grad, _numerical(loss, arrays, index), rtol=1e-5, atol=1e-7,
+        np.testing.assert_allclose(analytic_grad, numerical_grad(loss, arrays, index), rtol=1e-5, atol=1e-7,
                                    err_msg=f"argument {index}")
     for key, analytic_grad in analytic.items():
         param = layer.params[key]
@@ -583,23 +585,8 @@ def test_training_backward_finite_differences(case):
             finally:
                 layer.params[key][...] = saved
 
-        np.testing.assert_allclose(analytic_grad, _numerical(loss_of_param, [param.copy()], 0),
+        np.testing.assert_allclose(analytic_grad, numerical_grad(loss_of_param, [param.copy()], 0),
                                    rtol=1e-5, atol=1e-7, err_msg=key)
-
-
-def _numerical(loss, arrays, index, eps=1e-6):
-    arrays = [a.copy() for a in arrays]
-    target = arrays[index]
-    grad = np.zeros_like(target)
-    for i in np.ndindex(target.shape):
-        saved = target[i]
-        target[i] = saved + eps
-        plus = loss(*arrays)
-        target[i] = saved - eps
-        minus = loss(*arrays)
-        target[i] = saved
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("family", FAMILIES)

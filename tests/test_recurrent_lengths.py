@@ -12,7 +12,6 @@ Oracles, each independent of the one it checks: the compiled kernels against fas
 sequence alone without lengths (x[:L, b:b+1]), against float64 finite differences, and against
 PyTorch's packed sequences (pack_padded_sequence(enforce_sorted=False)) when torch is installed.
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -25,7 +24,8 @@ from fastnn import _runtime, reference
 from conv_helpers import conftest_module
 from kernel_helpers import (DTYPES, KERNELS, PATHS, Unmodified, assert_bit_identical, assert_close, check_deterministic,
                             f64, fixture_settings, with_layout)
-from kernel_helpers import running as running_on
+from kernel_helpers import every_threshold_zero
+from kernel_helpers import running_recurrent as running
 from oracle_helpers import numerical_grad
 
 float_tolerance = conftest_module().float_tolerance
@@ -99,23 +99,6 @@ def padding_mask(lengths, steps):
     return np.arange(steps)[:, None] >= np.asarray(lengths)[None, :]
 
 
-@contextlib.contextmanager
-def every_threshold_zero():
-    """Teams for everything: whole calls, inner GEMMs and each step of a recurrence."""
-    old = (_runtime.serial_threshold, KERNELS.set_serial_gemm_fmas(0), KERNELS.set_gates_serial_step_fmas(0))
-    _runtime.serial_threshold = 0
-    try:
-        yield
-    finally:
-        _runtime.serial_threshold = old[0]
-        KERNELS.set_serial_gemm_fmas(old[1])
-        KERNELS.set_gates_serial_step_fmas(old[2])
-
-
-@contextlib.contextmanager
-def running(path, threads=None, parallel=False):
-    with running_on(path, threads, parallel), (every_threshold_zero() if parallel else contextlib.nullcontext()):
-        yield
 
 
 def check_against_reference(family, p, lengths, dtype, nonlinearity="tanh", run=None, use_out=False):
