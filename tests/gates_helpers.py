@@ -87,3 +87,13 @@ def loss(mod, family, p):
     if family == "lstm" and p["grad_c_n"] is not None and states[1].shape[0]:
         total += float(np.sum(p["grad_c_n"] * states[1][-1]))
     return total
+
+
+def layer_backward(layer, family, grad_output, grad_finals):
+    """A sequence layer's backward (RNN, LSTM or GRU) with the final states' gradients as a
+    list: (grad_x, [grad_h0] or [grad_h0, grad_c0])."""
+    if family == "lstm":
+        grad_x, grads = layer.backward(grad_output, tuple(grad_finals))
+        return grad_x, list(grads)
+    grad_x, grad_h0 = layer.backward(grad_output, grad_finals[0])
+    return grad_x, [grad_h0]

@@ -19,6 +19,7 @@ from fastnn import _runtime, reference
 
 from conv_helpers import conftest_module
 from oracle_helpers import numerical_grad
+from gates_helpers import layer_backward as run_backward
 
 KERNELS = conftest_module().KERNELS
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "layers_lstm_gru.npz")
@@ -47,14 +48,6 @@ def run(layer, family, x, states):
         return output, list(finals)
     output, h_n = layer(x, states[0])
     return output, [h_n]
-
-
-def run_backward(layer, family, grad_output, grad_finals):
-    if family == "lstm":
-        grad_x, grads = layer.backward(grad_output, tuple(grad_finals))
-        return grad_x, list(grads)
-    grad_x, grad_h0 = layer.backward(grad_output, grad_finals[0])
-    return grad_x, [grad_h0]
 
 
 def states_of(family):

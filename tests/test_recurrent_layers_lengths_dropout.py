@@ -20,6 +20,7 @@ import pytest
 import fastnn
 
 from oracle_helpers import numerical_grad
+from gates_helpers import layer_backward as run_backward
 
 FAMILIES = {"rnn": fastnn.RNN, "lstm": fastnn.LSTM, "gru": fastnn.GRU}
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "layers_lengths.npz")
@@ -44,14 +45,6 @@ def run(layer, family, x, states=None, **kwargs):
         return output, list(finals)
     output, h_n = layer(x, None if states is None else states[0], **kwargs)
     return output, [h_n]
-
-
-def run_backward(layer, family, grad_output, grad_finals):
-    if family == "lstm":
-        grad_x, grads = layer.backward(grad_output, tuple(grad_finals))
-        return grad_x, list(grads)
-    grad_x, grad_h0 = layer.backward(grad_output, grad_finals[0])
-    return grad_x, [grad_h0]
 
 
 def time_major(a, batch_first):
