@@ -68,12 +68,6 @@ class Packing:
         _runtime._kernels.previous_rows(packed, self.offs, out)
         return out
 
-    def previous_padded(self, padded):
-        """previous() read from the padded states (T, N, K), C-contiguous."""
-        out = np.empty((self.total - self.batch, padded.shape[-1]), padded.dtype)
-        _runtime._kernels.previous_rows_padded(padded, self.rank, self.offs, out)
-        return out
-
     def sorted_states(self, a, dtype):
         """(N, K) or None -> in the packed order, C-contiguous, of dtype."""
         return None if a is None else np.ascontiguousarray(np.take(a, self.order, axis=0), dtype=dtype)

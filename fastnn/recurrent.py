@@ -9,7 +9,6 @@ from fastnn import _runtime
 from fastnn import _validation as v
 from fastnn import reference
 from fastnn import _lengths
-from fastnn._lengths import Packing
 
 __all__ = ["rnn_step", "rnn_step_backward", "rnn_forward", "rnn_backward"]
 
@@ -57,26 +56,11 @@ def _forward_checked(relu, nonlinearity, dtype, x, h0, w_ih, w_hh, b_ih, b_hh, o
         hs[...] = reference.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths=lengths)
         return hs
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih.astype(dtype) + b_hh.astype(dtype))
-    if lengths is not None:
-        # The leading steps, where every sequence is live (all but the last such one, so that
-        # every sequence is live at the packed part's first step), run as the uniform path
-        # straight on the padded arrays; the rest on the live rows only, packed (see
-        # fastnn._lengths), from the last uniform step's states.
-        lead = int(lengths.min()) - 1
-        x = v.contiguous(x, dtype)
-        w_ih, w_hh = v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype)
-        bias = None if bias is None else v.contiguous(bias, dtype)
-        if lead > 0:
-            _kernels.rnn_forward(
-                x[:lead], None if h0 is None else v.contiguous(h0, dtype), w_ih, w_hh, bias, hs[:lead], relu,
-                _runtime.threads_for(2 * lead * batch * hidden * (features + hidden)),
-            )
-            h0 = hs[lead - 1]
-        pk = Packing(lengths - lead, steps - lead)
-        _kernels.rnn_forward(
-            pk.gather(x[lead:], dtype), pk.sorted_states(h0, dtype), w_ih, w_hh, bias,
-            pk.empty(hidden, dtype), relu, _runtime.threads_for(2 * pk.total * hidden * (features + hidden)),
-            pk.offs, pk.rank, hs[lead:],
+    if lengths is not None:  # the live rows only (see fastnn._lengths), in one compiled call
+        _kernels.rnn_forward_lengths(
+            v.contiguous(x, dtype), None if h0 is None else v.contiguous(h0, dtype), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), None if bias is None else v.contiguous(bias, dtype), hs, relu,
+            _runtime.threads_for(2 * int(lengths.sum()) * hidden * (features + hidden)), lengths,
         )
         return hs
     flops = 2 * steps * batch * hidden * (features + hidden)
@@ -96,7 +80,7 @@ def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh,
         grads = reference.rnn_backward(grad_hs, x, h0, hs, w_ih, w_hh, nonlinearity, lengths=lengths)
         return tuple(np.asarray(g, dtype) for g in grads)
     if lengths is not None and batch * hidden > 0:
-        return _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, Packing(lengths, steps))
+        return _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, lengths)
     dz = np.empty((steps, batch, hidden), dtype)
     grad_x = np.empty(x.shape, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
@@ -113,23 +97,23 @@ def _backward_checked(relu, nonlinearity, dtype, grad_hs, x, h0, hs, w_ih, w_hh,
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b
 
 
-def _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, pk):
-    """_backward_checked with variable lengths: the live rows only, packed (pk, a Packing)."""
+def _backward_packed(relu, dtype, grad_hs, x, h0, hs, w_ih, w_hh, lengths):
+    """_backward_checked with variable lengths: the live rows only, packed (see
+    fastnn._lengths), in one compiled call; dz comes back in the packed order."""
     batch, features = x.shape[1], x.shape[2]
     hidden = w_ih.shape[0]
-    hs = v.contiguous(hs, dtype)  # read in place, through pk.rank
-    dz = np.empty((pk.total, hidden), dtype)
-    grad_x = pk.empty(features, dtype)
+    total = int(lengths.sum())
+    dz = np.empty((total, hidden), dtype)
+    grad_x = np.empty(x.shape, dtype)
     grad_h0 = np.empty((batch, hidden), dtype)
     grad_w_ih = np.empty(w_ih.shape, dtype)
     grad_w_hh = np.empty(w_hh.shape, dtype)
-    _kernels.rnn_backward(
-        v.contiguous(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs,
-        v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), relu, dz, grad_x, grad_h0, grad_w_ih, grad_w_hh,
-        _runtime.threads_for(6 * pk.total * hidden * (features + hidden)), pk.offs, pk.previous_padded(hs), pk.rank,
+    _kernels.rnn_backward_lengths(
+        v.contiguous(grad_hs, dtype), v.contiguous(x, dtype), None if h0 is None else v.contiguous(h0, dtype),
+        v.contiguous(hs, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), relu, dz, grad_x, grad_h0,
+        grad_w_ih, grad_w_hh, _runtime.threads_for(6 * total * hidden * (features + hidden)), lengths,
     )
-    return (pk.scatter(grad_x, np.empty(x.shape, dtype)), pk.unsorted_states(grad_h0), grad_w_ih, grad_w_hh,
-            dz.sum(axis=0, dtype=dtype))
+    return grad_x, grad_h0, grad_w_ih, grad_w_hh, dz.sum(axis=0, dtype=dtype)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, out=None, lengths=None):

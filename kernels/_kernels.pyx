@@ -28,6 +28,7 @@ cdef extern from "fnn_scratch.h" nogil:
     enum:
         FNN_SCRATCH_OWN
         FNN_SCRATCH_SHARED
+        FNN_SCRATCH_SEQUENCES
 
 # Shared by every family: build facts and the CPU path, the GEMM core, the small-call checks.
 include "_runtime.pxi"

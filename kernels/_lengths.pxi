@@ -29,44 +29,89 @@ cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const f
             memcpy(dst + rank[b] * width, src + b * width, width * sizeof(floating))
 
 
+cdef int plan_packing(const fnn_int *length, fnn_int n, fnn_int steps, fnn_int lead, fnn_int *order,
+                      fnn_int *rank, fnn_int *offs) noexcept nogil:
+    """lengths_plan's (order, rank, offs) into the caller's buffers (n, n and steps - lead + 1
+    values) for the steps from `lead` on, every length being above lead: sequence b then has
+    length[b] - lead steps. Returns -1 when memory could not be had."""
+    cdef fnn_int b, t, live = steps - lead
+    cdef fnn_int *start = <fnn_int *>malloc((live + 2) * sizeof(fnn_int))
+    if start == NULL:
+        return -1
+    memset(start, 0, (live + 2) * sizeof(fnn_int))
+    offs[0] = 0
+    for b in range(n):                 # start[L - 1]: how many sequences have length L
+        start[length[b] - lead - 1] += 1
+    for t in range(live - 1, -1, -1):
+        start[t] += start[t + 1]       # now start[t] = #(lengths > t) = rows of step t
+    for t in range(live):
+        offs[t + 1] = offs[t] + start[t]
+    for t in range(live):              # the first sorted position of length t + 1: #(lengths > t + 1)
+        start[t] = start[t + 1]
+    start[live] = 0
+    for b in range(n):
+        rank[b] = start[length[b] - lead - 1]
+        order[rank[b]] = b
+        start[length[b] - lead - 1] += 1
+    free(start)
+    return 0
+
+
 def lengths_plan(cnp.ndarray lengths, fnn_int steps):
     """(order, rank, offs) of the packed layout of sequences with these lengths (intp, each in
     1..steps, checked by the caller): order (N,) longest first, ties in batch order (a stable
     counting sort), rank its inverse (sequence b at sorted position rank[b]); offs (T + 1,),
     step t's rows offs[t] .. offs[t + 1] - 1."""
-    cdef fnn_int n = lengths.shape[0], b, t
-    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef fnn_int n = lengths.shape[0]
     cdef cnp.npy_intp dims[1]
     cdef cnp.ndarray order, rank, offs
-    cdef fnn_int *start
-    cdef fnn_int *o
-    cdef fnn_int *rk
-    cdef fnn_int *off
     dims[0] = n
     order = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
     rank = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
     dims[0] = steps + 1
-    offs = cnp.PyArray_ZEROS(1, dims, cnp.NPY_INTP, 0)
-    o, rk, off = <fnn_int *>order.data, <fnn_int *>rank.data, <fnn_int *>offs.data
-    start = <fnn_int *>malloc((steps + 2) * sizeof(fnn_int))
-    if start == NULL:
+    offs = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    if plan_packing(<const fnn_int *>lengths.data, n, steps, 0, <fnn_int *>order.data, <fnn_int *>rank.data,
+                    <fnn_int *>offs.data) != 0:
         raise MemoryError()
-    memset(start, 0, (steps + 2) * sizeof(fnn_int))
-    for b in range(n):                 # start[L - 1]: how many sequences have length L
-        start[length[b] - 1] += 1
-    for t in range(steps - 1, -1, -1):
-        start[t] += start[t + 1]       # now start[t] = #(lengths > t) = rows of step t
-    for t in range(steps):
-        off[t + 1] = off[t] + start[t]
-    for t in range(steps):             # the first sorted position of length t + 1: #(lengths > t + 1)
-        start[t] = start[t + 1]
-    start[steps] = 0
-    for b in range(n):
-        rk[b] = start[length[b] - 1]
-        o[rk[b]] = b
-        start[length[b] - 1] += 1
-    free(start)
     return order, rank, offs
+
+
+cdef void gather_packed(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
+                        size_t row, char *packed) noexcept nogil:
+    """packed[offs[t] + rank[b]] = padded[t, b] for every live row, rows of `row` bytes (the
+    padded rows read in order)."""
+    cdef fnn_int t, b, live
+    for t in range(steps):
+        live = offs[t + 1] - offs[t]
+        for b in range(n):
+            if rank[b] < live:
+                memcpy(packed + (offs[t] + rank[b]) * row, padded + (t * n + b) * row, row)
+
+
+cdef void scatter_packed(const char *packed, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
+                         size_t row, char *padded) noexcept nogil:
+    """padded[t, b] = packed[offs[t] + rank[b]] for every live row, zeros everywhere else (the
+    padded rows written in order)."""
+    cdef fnn_int t, b, live
+    for t in range(steps):
+        live = offs[t + 1] - offs[t]
+        for b in range(n):
+            if rank[b] < live:
+                memcpy(padded + (t * n + b) * row, packed + (offs[t] + rank[b]) * row, row)
+            else:
+                memset(padded + (t * n + b) * row, 0, row)
+
+
+cdef void gather_previous(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
+                          size_t row, char *out) noexcept nogil:
+    """out: the previous state of every packed row after step 0's, read from the padded states:
+    row offs[t] - offs[1] + rank[b] is padded[t - 1, b]."""
+    cdef fnn_int t, b, live
+    for t in range(1, steps):
+        live = offs[t + 1] - offs[t]
+        for b in range(n):
+            if rank[b] < live:
+                memcpy(out + (offs[t] - offs[1] + rank[b]) * row, padded + ((t - 1) * n + b) * row, row)
 
 
 cdef inline void _check_rows(cnp.ndarray a, fnn_int rows, fnn_int width) except *:
@@ -83,15 +128,10 @@ def pack_rows(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarra
     cdef const fnn_int *off = <const fnn_int *>offs.data
     cdef const char *src = padded.data
     cdef char *dst = packed.data
-    cdef fnn_int t, b, live
     _check_rows(padded, steps * n, width)
     _check_rows(packed, off[steps], width)
     with nogil:
-        for t in range(steps):
-            live = off[t + 1] - off[t]
-            for b in range(n):
-                if rk[b] < live:
-                    memcpy(dst + (off[t] + rk[b]) * row, src + (t * n + b) * row, row)
+        gather_packed(src, steps, n, rk, off, row, dst)
 
 
 def unpack_rows(cnp.ndarray packed, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray padded):
@@ -103,37 +143,10 @@ def unpack_rows(cnp.ndarray packed, cnp.ndarray rank, cnp.ndarray offs, cnp.ndar
     cdef const fnn_int *off = <const fnn_int *>offs.data
     cdef const char *src = packed.data
     cdef char *dst = padded.data
-    cdef fnn_int t, b, live
     _check_rows(padded, steps * n, width)
     _check_rows(packed, off[steps], width)
     with nogil:
-        for t in range(steps):
-            live = off[t + 1] - off[t]
-            for b in range(n):
-                if rk[b] < live:
-                    memcpy(dst + (t * n + b) * row, src + (off[t] + rk[b]) * row, row)
-                else:
-                    memset(dst + (t * n + b) * row, 0, row)
-
-
-def previous_rows_padded(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray out):
-    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, read
-    from the padded states (T, N, K): row offs[t] - offs[1] + rank[b] is padded[t - 1, b]."""
-    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
-    cdef size_t row = width * padded.itemsize
-    cdef const fnn_int *rk = <const fnn_int *>rank.data
-    cdef const fnn_int *off = <const fnn_int *>offs.data
-    cdef const char *src = padded.data
-    cdef char *dst = out.data
-    cdef fnn_int t, b, live
-    _check_rows(padded, steps * n, width)
-    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
-    with nogil:
-        for t in range(1, steps):
-            live = off[t + 1] - off[t]
-            for b in range(n):
-                if rk[b] < live:
-                    memcpy(dst + (off[t] - off[1] + rk[b]) * row, src + ((t - 1) * n + b) * row, row)
+        scatter_packed(src, steps, n, rk, off, row, dst)
 
 
 def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):

@@ -219,19 +219,14 @@ cdef fnn_int sequence_layout(cnp.ndarray states, object offs, fnn_int *steps, fn
 
 
 def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
-                bint relu, int num_threads, offs=None, rank=None, padded=None):
+                bint relu, int num_threads):
     """hs (T, N, H) = every hidden state; bias is b_ih + b_hh (or None). All C-contiguous.
-    offs: None, or the packed layout of variable lengths (see sequence_layout): x (R, I) and
-    hs (R, H) then hold the live rows only, h0 (N, H) in the same (longest first) order, and
-    padded (T, N, H), if given, receives hs unpacked into the batch's order (sequence b at
-    sorted position rank[b]), zeros past each sequence's end."""
-    cdef fnn_int steps, n
-    cdef const fnn_int *offp
-    cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
+    (Variable lengths: rnn_forward_lengths.)"""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1]
+    cdef const fnn_int *offp = NULL
+    cdef fnn_int rows = steps * n
     cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a, ba = bias
-    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
-    cdef void *paddedp = NULL if padded is None else <void *>(<cnp.ndarray>padded).data
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int flags = FNN_BIAS_COL if bias is not None else 0
     cdef int rc = 0
@@ -246,7 +241,7 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
             if rc == 0:
                 rc = recurrence(steps, n, offp, hid, <float *>h0a.data if h0 is not None else NULL,
                                 <float *>w_hh.data, 1, hid, <float *>hs.data, NULL, act, True, num_threads,
-                                rankp, <float *>paddedp)
+                                NULL, <float *>NULL)
     else:
         with nogil:
             rc = gemm_parallel(rows, hid, inp, <double *>x.data, inp, 1, <double *>w_ih.data, 1, inp,
@@ -255,7 +250,7 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
             if rc == 0:
                 rc = recurrence(steps, n, offp, hid, <double *>h0a.data if h0 is not None else NULL,
                                 <double *>w_hh.data, 1, hid, <double *>hs.data, NULL, act, True, num_threads,
-                                rankp, <double *>paddedp)
+                                NULL, <double *>NULL)
     if rc != 0:
         raise MemoryError("fastnn.rnn_forward: could not allocate packing buffers")
     return hs
@@ -263,21 +258,17 @@ def rnn_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp
 
 def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
                  cnp.ndarray w_hh, bint relu, cnp.ndarray dz, cnp.ndarray grad_x, cnp.ndarray grad_h0,
-                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads, offs=None, hprev=None, rank=None):
+                 cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads):
     """BPTT into preallocated C-contiguous outputs; dz (T, N, H) receives the gradient at
     every step's pre-activation (its sum over T and N is grad_b, taken by the caller).
-    offs: None, or the packed layout of variable lengths (see sequence_layout) of grad_hs, x,
-    hs, dz and grad_x, with h0 and grad_h0 (N, H) in its order; hprev (R - N, H) then holds
-    each live row's previous state (offs[1].. : the rows of steps 1..), which for offs None
-    is hs itself. rank (with offs): grad_hs and hs are then padded (T, N, H), in batch order,
-    sequence b at sorted position rank[b], read in place (their live rows only)."""
-    cdef fnn_int steps, n
-    cdef const fnn_int *offp
-    cdef fnn_int rows = sequence_layout(hs, offs, &steps, &n, &offp)
+    (Variable lengths: rnn_backward_lengths.)"""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1]
+    cdef const fnn_int *offp = NULL
+    cdef const fnn_int *rankp = NULL
+    cdef fnn_int rows = steps * n
     cdef fnn_int hid = hs.shape[hs.ndim - 1], inp = x.shape[x.ndim - 1]
     cdef cnp.ndarray h0a
-    cdef cnp.ndarray hp = hs if hprev is None else hprev
-    cdef const fnn_int *rankp = NULL if rank is None else <const fnn_int *>(<cnp.ndarray>rank).data
+    cdef cnp.ndarray hp = hs
     cdef int act = ACT_RELU if relu else ACT_TANH
     cdef int rc = 0
     cdef bint is_f32 = cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32
@@ -337,3 +328,188 @@ cdef int weight_grads(fnn_int rows, fnn_int n, fnn_int hid, fnn_int inp, const f
         rc = gemm_parallel(hid, hid, n, dz, 1, hid, h0, hid, 1, grad_w_hh, hid, FNN_ACCUMULATE,
                            <floating *>NULL, nthreads)
     return rc
+
+
+# Variable lengths (lengths=): the whole call in compiled code, its packed copies in the calling
+# thread's FNN_SCRATCH_SEQUENCES buffer, kept between calls (see fastnn/_lengths.py for the
+# layout). On the small recurrent shapes a call is a few hundred microseconds, so building the
+# plan and the copies from Python cost a tenth of it.
+
+cdef fnn_int leading_steps(const fnn_int *length, fnn_int n, fnn_int steps) noexcept nogil:
+    """The leading steps every sequence is live at, but the last such one: they run as the
+    uniform path straight on the padded arrays, so that every sequence is live at the packed
+    part's first step."""
+    cdef fnn_int b, lead = steps
+    for b in range(n):
+        lead = min(lead, length[b] - 1)
+    return max(lead, <fnn_int>0)
+
+
+cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int hid, const fnn_int *length,
+                                 const floating *x, const floating *h0, const floating *w_ih,
+                                 const floating *w_hh, const floating *bias, floating *hs, int act,
+                                 int nthreads) noexcept nogil:
+    cdef fnn_int lead = leading_steps(length, n, steps)
+    cdef fnn_int live = steps - lead, total, b
+    cdef int flags = FNN_BIAS_COL if bias != NULL else 0
+    cdef int rc = 0
+    cdef const floating *h_start = h0
+    cdef fnn_int *plan
+    cdef char *cursor
+    cdef floating *xs
+    cdef floating *hp
+    cdef floating *h0s = NULL
+    if lead > 0:
+        rc = gemm_parallel(lead * n, hid, inp, x, inp, 1, w_ih, 1, inp, hs, hid, flags, bias, nthreads)
+        if rc == 0:
+            rc = recurrence(lead, n, NULL, hid, h0, w_hh, 1, hid, hs, NULL, act, True, nthreads, NULL,
+                            <floating *>NULL)
+        if rc != 0:
+            return rc
+        h_start = hs + (lead - 1) * n * hid
+    plan = <fnn_int *>malloc((2 * n + live + 1) * sizeof(fnn_int))
+    if plan == NULL:
+        return -1
+    # plan: order (n), rank (n), offs (live + 1)
+    if plan_packing(length, n, steps, lead, plan, plan + n, plan + 2 * n) != 0:
+        free(plan)
+        return -1
+    total = plan[2 * n + live]
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(total * inp, sizeof(floating))
+                                        + carve_bytes(total * hid, sizeof(floating))
+                                        + carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(plan)
+        return -1
+    xs = <floating *>carve(&cursor, total * inp, sizeof(floating))
+    hp = <floating *>carve(&cursor, total * hid, sizeof(floating))
+    if h_start != NULL:
+        h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
+        for b in range(n):
+            memcpy(h0s + plan[n + b] * hid, h_start + b * hid, hid * sizeof(floating))
+    gather_packed(<const char *>(x + lead * n * inp), live, n, plan + n, plan + 2 * n, inp * sizeof(floating),
+                  <char *>xs)
+    rc = gemm_parallel(total, hid, inp, xs, inp, 1, w_ih, 1, inp, hp, hid, flags, bias, nthreads)
+    if rc == 0:
+        rc = recurrence(live, n, plan + 2 * n, hid, h0s, w_hh, 1, hid, hp, NULL, act, True, nthreads, plan + n,
+                        hs + lead * n * hid)
+    free(plan)
+    return rc
+
+
+def rnn_forward_lengths(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
+                        bint relu, int num_threads, cnp.ndarray lengths):
+    """rnn_forward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
+    x (T, N, I), hs (T, N, H) padded, in batch order, zeros past each sequence's end; h0 (N, H)
+    or None; bias b_ih + b_hh or None. All C-contiguous, one dtype, T, N, H >= 1."""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int act = ACT_RELU if relu else ACT_TANH
+    cdef cnp.ndarray h0a, ba = bias
+    cdef int rc
+    if h0 is None and not array_all_finite(w_hh, 0, hid * hid):
+        h0 = zeros_like_state(hs, n)
+    h0a = h0
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = rnn_forward_lengths_run(steps, n, inp, hid, length, <float *>x.data,
+                                         <float *>h0a.data if h0 is not None else NULL, <float *>w_ih.data,
+                                         <float *>w_hh.data, <float *>ba.data if bias is not None else NULL,
+                                         <float *>hs.data, act, num_threads)
+    else:
+        with nogil:
+            rc = rnn_forward_lengths_run(steps, n, inp, hid, length, <double *>x.data,
+                                         <double *>h0a.data if h0 is not None else NULL, <double *>w_ih.data,
+                                         <double *>w_hh.data, <double *>ba.data if bias is not None else NULL,
+                                         <double *>hs.data, act, num_threads)
+    if rc != 0:
+        raise MemoryError("fastnn.rnn_forward: could not allocate packing buffers")
+    return hs
+
+
+cdef int rnn_backward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int hid, const fnn_int *length,
+                                  const floating *grad_hs, const floating *x, const floating *h0,
+                                  const floating *hs, const floating *w_ih, const floating *w_hh, int act,
+                                  floating *dz, floating *grad_x, floating *grad_h0, floating *grad_w_ih,
+                                  floating *grad_w_hh, int nthreads) noexcept nogil:
+    cdef fnn_int total, b
+    cdef int rc
+    cdef fnn_int *plan = <fnn_int *>malloc((2 * n + steps + 1) * sizeof(fnn_int))
+    cdef fnn_int *rank
+    cdef fnn_int *offs
+    cdef char *cursor
+    cdef floating *xs
+    cdef floating *hprev
+    cdef floating *gxs
+    cdef floating *gh0s
+    cdef floating *h0s = NULL
+    if plan == NULL:
+        return -1
+    rank, offs = plan + n, plan + 2 * n
+    if plan_packing(length, n, steps, 0, plan, rank, offs) != 0:
+        free(plan)
+        return -1
+    total = offs[steps]
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(total * inp, sizeof(floating))
+                                        + carve_bytes((total - n) * hid, sizeof(floating))
+                                        + 2 * carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(plan)
+        return -1
+    xs = <floating *>carve(&cursor, total * inp, sizeof(floating))
+    gxs = <floating *>carve(&cursor, total * inp, sizeof(floating))
+    hprev = <floating *>carve(&cursor, (total - n) * hid, sizeof(floating))
+    gh0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
+    h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
+    # The chain backwards over the live rows, grad_hs and hs read in place through rank.
+    rc = recurrence(steps, n, offs, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads, rank,
+                    <floating *>NULL)
+    if rc == 0:
+        if h0 != NULL:
+            for b in range(n):
+                memcpy(h0s + rank[b] * hid, h0 + b * hid, hid * sizeof(floating))
+        elif not all_finite(dz, n * hid):  # zeros stand for h0: 0 * Inf is NaN in grad_w_hh
+            memset(h0s, 0, n * hid * sizeof(floating))
+        else:
+            h0s = NULL
+        gather_packed(<const char *>x, steps, n, rank, offs, inp * sizeof(floating), <char *>xs)
+        gather_previous(<const char *>hs, steps, n, rank, offs, hid * sizeof(floating), <char *>hprev)
+        rc = weight_grads(total, n, hid, inp, xs, h0s, hprev, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
+                          nthreads)
+    if rc == 0:
+        scatter_packed(<const char *>gxs, steps, n, rank, offs, inp * sizeof(floating), <char *>grad_x)
+        for b in range(n):
+            memcpy(grad_h0 + b * hid, gh0s + rank[b] * hid, hid * sizeof(floating))
+    free(plan)
+    return rc
+
+
+def rnn_backward_lengths(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
+                         cnp.ndarray w_hh, bint relu, cnp.ndarray dz, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                         cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, int num_threads, cnp.ndarray lengths):
+    """rnn_backward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
+    grad_hs, x, hs and grad_x (T, ...) padded, in batch order (grad_x zero past each sequence's
+    end), h0 and grad_h0 (N, H); dz (sum(lengths), H) receives the gradient at every live
+    row's pre-activation, in the packed order (its column sums are grad_b). All C-contiguous,
+    one dtype, T, N, H >= 1."""
+    cdef fnn_int steps = hs.shape[0], n = hs.shape[1], hid = hs.shape[2], inp = x.shape[2]
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int act = ACT_RELU if relu else ACT_TANH
+    cdef cnp.ndarray h0a = h0
+    cdef int rc
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = rnn_backward_lengths_run(steps, n, inp, hid, length, <float *>grad_hs.data, <float *>x.data,
+                                          <float *>h0a.data if h0 is not None else NULL, <float *>hs.data,
+                                          <float *>w_ih.data, <float *>w_hh.data, act, <float *>dz.data,
+                                          <float *>grad_x.data, <float *>grad_h0.data, <float *>grad_w_ih.data,
+                                          <float *>grad_w_hh.data, num_threads)
+    else:
+        with nogil:
+            rc = rnn_backward_lengths_run(steps, n, inp, hid, length, <double *>grad_hs.data, <double *>x.data,
+                                          <double *>h0a.data if h0 is not None else NULL, <double *>hs.data,
+                                          <double *>w_ih.data, <double *>w_hh.data, act, <double *>dz.data,
+                                          <double *>grad_x.data, <double *>grad_h0.data,
+                                          <double *>grad_w_ih.data, <double *>grad_w_hh.data, num_threads)
+    if rc != 0:
+        raise MemoryError("fastnn.rnn_backward: could not allocate packing buffers")

@@ -16,10 +16,13 @@
 #define FNN_SCRATCH_ALIGN 64
 
 /* Slot 0: a thread's own packing buffers. Slot 1: operands one call packs once and shares
- * with its whole team (packed weights), owned by the calling thread. */
+ * with its whole team (packed weights), owned by the calling thread. Slot 2: a recurrent
+ * call's sequences in the packed layout of variable lengths (x, states, gradients), held by
+ * the calling thread across the GEMMs and recurrences that use slots 0 and 1. */
 #define FNN_SCRATCH_OWN 0
 #define FNN_SCRATCH_SHARED 1
-#define FNN_SCRATCH_SLOTS 2
+#define FNN_SCRATCH_SEQUENCES 2
+#define FNN_SCRATCH_SLOTS 3
 
 typedef struct {
     void *raw;     /* what malloc returned */
