@@ -19,7 +19,7 @@
 # Subsets (those present are run; CI=1 selects the short hypothesis profile):
 #   ASan:  test_kernels test_gemm_core test_exactness test_errors test_threads test_nonfinite
 #          test_fork test_large test_layers test_conv_paths test_conv_tiles test_conv_transpose2d test_conv1d
-#          test_layers_conv_family test_lstm_gru_kernels (less the RSS-growth tests: ASan's quarantine
+#          test_layers_conv_family test_lstm_gru_kernels test_recurrent_lengths (less the RSS-growth tests: ASan's quarantine
 #          holds freed memory by design)
 #   debug: test_kernels test_gemm_core test_errors test_nonfinite test_conv_transpose2d test_conv1d,
 #          then test_threads' determinism and concurrency tests and test_lstm_gru_kernels' oracle,
@@ -107,7 +107,8 @@ build FASTNN_SANITIZE=address
 # shellcheck disable=SC2046
 ASAN_FILES=$(present test_kernels test_gemm_core test_exactness test_errors test_threads \
                      test_nonfinite test_fork test_large test_layers test_conv_paths test_conv_tiles \
-                     test_conv_transpose2d test_conv1d test_layers_conv_family test_lstm_gru_kernels)
+                     test_conv_transpose2d test_conv1d test_layers_conv_family test_lstm_gru_kernels \
+                     test_recurrent_lengths)
 say "AddressSanitizer run: $ASAN_FILES"
 # ASan's quarantine keeps freed memory on purpose: the RSS-growth tests do not apply there.
 # shellcheck disable=SC2086

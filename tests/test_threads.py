@@ -255,20 +255,29 @@ def _scalable_call(kernel, scale):
     return lambda: fastnn.rnn_backward(hs, x, None, hs, w_ih, w_hh)
 
 
+def _call_of_at_least(kernel, seconds):
+    """A call of `kernel` sized so that it takes at least `seconds` here (at most 2000 units),
+    its scratch warm. The size is checked on the call itself, and grown until it holds: on a
+    noisy machine one slow small call would otherwise size the real one far too small."""
+    scale = 1
+    while True:
+        call = _scalable_call(kernel, scale)
+        call()
+        t0 = time.perf_counter()
+        call()
+        took = time.perf_counter() - t0
+        if took >= seconds or scale >= 2000:
+            return call
+        scale = min(2000, int(np.ceil(scale * 1.5 * seconds / max(took, 1e-4))))
+
+
 @pytest.mark.parametrize("kernel", ["conv2d", "conv2d_backward", "rnn_forward", "rnn_backward"])
 def test_gil_released_during_kernel(kernel, compiled_only):
     """A counter thread keeps counting while one long single-threaded kernel call runs in this
     thread. Were the GIL held for the call, the counter would get at most one switch interval
     (5 ms) of it: about 2% of a 0.3 s call."""
     fastnn.set_num_threads(1)
-    # size the problem so that one call takes at least 0.3 s on this machine
-    small = _scalable_call(kernel, 1)
-    small()
-    t0 = time.perf_counter()
-    small()
-    scale = int(np.ceil(0.3 / max(time.perf_counter() - t0, 1e-4)))
-    call = _scalable_call(kernel, min(scale, 2000))
-    call()  # warm the scratch
+    call = _call_of_at_least(kernel, 0.3)
     counter = _Counter()
     counter.start()
     try:
