@@ -73,6 +73,11 @@ CASES = {
     "small_cin_2_groups": ((1, 4, 11, 19), (6, 2, 3, 3), 1, (2, 0), 1, 2),
     "small_cin_4_crop": ((3, 4, 9, 17), (2, 4, 3, 3), 1, 0, 1, 1),
     "small_cin_4_tall": ((1, 4, 21, 40), (9, 4, 3, 3), 1, 3, 1, 1),
+    # up to 8 input and 16 output channels per group (RegNet's 8-channel groups) also direct
+    "group_cin_8_cout_8": ((2, 24, 13, 18), (24, 8, 3, 3), 1, 1, 1, 3),
+    "group_cin_6_cout_16": ((1, 12, 9, 35), (32, 6, 3, 3), 1, (0, 2), 1, 2),
+    "group_cin_8_cout_2": ((1, 16, 7, 17), (4, 8, 3, 3), 1, 2, 1, 2),
+    "group_cin_5_cout_17_gemm": ((1, 5, 8, 11), (17, 5, 3, 3), 1, 1, 1, 1),
     # four output planes per pass (fnn_plane_conv4 on AVX-512): 4-row blocks and 1-3 left
     "quad_h9_w17_pad2": ((2, 1, 7, 17), (8, 1, 3, 3), 1, 2, 1, 1),
     "quad_groups_w35_pad02": ((1, 2, 6, 33), (8, 1, 3, 3), 1, (0, 2), 1, 2),
@@ -356,6 +361,7 @@ def test_one_channel_many_out_nonfinite_weight(request, cpu_path, dtype, padding
 NONFINITE_SMALL_CIN = {
     "three_in_pad1": ((2, 3, 10, 17), (4, 3, 3, 3), 1, 1),
     "two_in_per_group_pad20": ((1, 4, 11, 9), (6, 2, 3, 3), (2, 0), 2),
+    "eight_in_per_group_pad1": ((1, 16, 9, 12), (16, 8, 3, 3), 1, 2),
 }
 
 

@@ -59,7 +59,8 @@ def _tiles_apply(g):
 
 
 def _small_direct(g):
-    return g["cin_g"] <= 4 and g["kh"] == g["kw"] == 3 and g["sh"] == g["sw"] == 1 and g["dh"] == g["dw"] == 1
+    narrow = g["cin_g"] <= 4 or (g["cin_g"] <= 8 and g["cout_g"] <= 16)
+    return narrow and g["kh"] == g["kw"] == 3 and g["sh"] == g["sw"] == 1 and g["dh"] == g["dw"] == 1
 
 
 def forward_takes_tiles(*case):
