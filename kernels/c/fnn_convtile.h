@@ -22,12 +22,12 @@ int fnn_convtile_available(void);
 /*
  * y[o*ys + p] = bias[o] (0 without bias) + sum over c < cin, t < taps of
  * wr[(c*taps + t)*32 + o] * x[c*cs + off[t] + p*sw], for o < oc_valid (<= 32), p < np
- * (<= FNN_CONVTILE_PIXELS); sw 1 or 2. wr is 64-byte aligned. Only where
- * fnn_convtile_available().
+ * (<= FNN_CONVTILE_PIXELS); sw 1 or 2; with accumulate, y += that sum (a later range of
+ * input channels). wr is 64-byte aligned. Only where fnn_convtile_available().
  */
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
                       int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
-                      fnn_int ys);
+                      fnn_int ys, int accumulate);
 
 /*
  * c[i*ldc + j] (+)= sum over r < nrows, ow < wout of arow[i][r*pitch + ow*sw] *

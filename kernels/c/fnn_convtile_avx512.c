@@ -25,14 +25,15 @@
 
 /*
  * NP pixels at input stride SW (1 or 2): y[o*ys + p] = bias[o] + sum over c < cin, t < taps
- * of wr[(c*taps + t)*32 + o] * x[c*cs + off[t] + p*SW], for output channels o < oc_valid.
+ * of wr[(c*taps + t)*32 + o] * x[c*cs + off[t] + p*SW], for output channels o < oc_valid
+ * (y += that sum with accumulate).
  * Always inlined with constant NP and SW: the pixel loop unrolls into straight code with
  * constant displacements, accumulators in registers.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
 fnn_convtile_body(const int NP, const int SW, const float *FNN_RESTRICT x, fnn_int cs, fnn_int cin,
                   const fnn_int *off, fnn_int taps, const float *FNN_RESTRICT wr,
-                  const float *bias, int oc_valid, float *y, fnn_int ys)
+                  const float *bias, int oc_valid, float *y, fnn_int ys, int accumulate)
 {
     __m512 acc0[FNN_CONVTILE_PIXELS], acc1[FNN_CONVTILE_PIXELS];
     FNN_ALIGN64 float buf[FNN_CONVTILE_PIXELS * 32];
@@ -78,6 +79,14 @@ fnn_convtile_body(const int NP, const int SW, const float *FNN_RESTRICT x, fnn_i
         _mm512_store_ps(buf + p * 32, acc0[p]);
         _mm512_store_ps(buf + p * 32 + 16, acc1[p]);
     }
+    if (accumulate) {
+        for (o = 0; o < oc_valid; o++) {
+            FNN_UNROLL(14)
+            for (p = 0; p < NP; p++)
+                y[o * ys + p] += buf[p * 32 + o];
+        }
+        return;
+    }
     for (o = 0; o < oc_valid; o++) {
         FNN_UNROLL(14)
         for (p = 0; p < NP; p++)
@@ -88,15 +97,15 @@ fnn_convtile_body(const int NP, const int SW, const float *FNN_RESTRICT x, fnn_i
 #define FNN_TILE_CASE(np)                                                                     \
     case np:                                                                                  \
         if (sw == 1)                                                                          \
-            fnn_convtile_body(np, 1, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys);      \
+            fnn_convtile_body(np, 1, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
         else                                                                                  \
-            fnn_convtile_body(np, 2, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys);      \
+            fnn_convtile_body(np, 2, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
         break;
 
 FNN_TARGET_AVX512 void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
                                                const fnn_int *off, fnn_int taps, int sw,
                                                const float *wr, const float *bias, int oc_valid,
-                                               int np, float *y, fnn_int ys)
+                                               int np, float *y, fnn_int ys, int acc)
 {
     switch (np) {
         FNN_TILE_CASE(1)
@@ -213,13 +222,13 @@ int fnn_convtile_available(void)
 
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
                       int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
-                      fnn_int ys)
+                      fnn_int ys, int accumulate)
 {
 #ifdef FNN_X86_64
-    fnn_convtile_f32_avx512(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys);
+    fnn_convtile_f32_avx512(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, accumulate);
 #else
     (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)sw, (void)wr, (void)bias;
-    (void)oc_valid, (void)np, (void)y, (void)ys;
+    (void)oc_valid, (void)np, (void)y, (void)ys, (void)accumulate;
 #endif
 }
 
