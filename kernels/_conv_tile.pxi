@@ -34,9 +34,27 @@ cdef inline bint tiles_apply(const ConvGeom *g, bint is_f32) noexcept nogil:
 cdef fnn_int TILE_PASS_KG = 1152
 
 
+cdef void flipped_weights_block(const ConvGeom *g, const float *w, fnn_int grp, fnn_int wc,
+                                float *dst) noexcept nogil:
+    """One 32-channel block of wr for g, the input gradient of a forward convolution with
+    weights w: dst[(co*taps + t)*32 + o] = w[grp*cin_g + co][wc + o][taps - 1 - t] (g's
+    output channels are the forward's input channels), zero past the group's channels. Built
+    straight from w, each forward output channel's (32 x taps) piece transposed with its taps
+    reversed (a negative destination pitch), not through a flipped copy of w first."""
+    cdef fnn_int taps = g.kh * g.kw, cols = min(<fnn_int>FNN_CONVTILE_CHANNELS, g.cout_g - wc)
+    cdef fnn_int co, k
+    for co in range(g.cin_g):
+        fnn_transpose_f32(cols, taps, w + ((grp * g.cin_g + co) * g.cout_g + wc) * taps, taps,
+                          dst + (co * taps + taps - 1) * FNN_CONVTILE_CHANNELS, -FNN_CONVTILE_CHANNELS)
+    if cols < FNN_CONVTILE_CHANNELS:
+        for k in range(g.kg):
+            memset(dst + k * FNN_CONVTILE_CHANNELS + cols, 0, (FNN_CONVTILE_CHANNELS - cols) * sizeof(float))
+
+
 cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, const float *bias,
-                           float *y, int nthreads) noexcept nogil:
-    """Items are (image, group, block of 32 output channels, output row, piece of the row),
+                           float *y, int nthreads, bint w_flipped=False) noexcept nogil:
+    """w_flipped: w is the weights of the forward convolution whose input gradient g is (see
+    transposed_geom), read as its flipped, channel-swapped kernel. Items are (image, group, block of 32 output channels, output row, piece of the row),
     in that order, each thread taking one contiguous run of them, the same run in every pass
     over the input channels (so a later pass adds into outputs its own thread wrote): each
     thread copies a pass's planes of an image group zero-padded into its own scratch when its
@@ -57,7 +75,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     cdef fnn_int items = g.n * g.groups * per_group
     cdef fnn_int pass_ch = ceil_div(g.cin_g, min(g.cin_g, ceil_div(g.kg, TILE_PASS_KG)))
     cdef fnn_int passes = ceil_div(g.cin_g, pass_ch)
-    cdef fnn_int img_grp, c, item, blk, oh, j, ow0, npix, co, o, k, k0, t, wi, wc, grp
+    cdef fnn_int img_grp, c, item, blk, oh, j, ow0, npix, co, t, wi, wc, grp
     cdef fnn_int lo, hi, ps, c0, nc, key
     cdef float *wr
     cdef float *xpad
@@ -73,17 +91,17 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     off = <fnn_int *>(wr + wr_elems)
     for t in range(taps):
         off[t] = (t // g.kw) * g.dh * gp.w + (t % g.kw) * g.dw
-    # wr[grp][blk][k][o] = w[grp*cout_g + blk*32 + o][k], zero past the group's channels (a
-    # transpose of each 32 x kg block, 16 columns at a time so reads and writes both stay
-    # within a few cache lines). A region of its own: a prange inside `with parallel` ends
-    # without a barrier, and the tiles below must not start on a half-written wr.
+    # wr[grp][blk][k][o] = w[grp*cout_g + blk*32 + o][k], zero past the group's channels: the
+    # GEMM's B packing of w^T, transposed in register blocks (element by element, this took a
+    # third of a batch-1 7x7 layer's forward). A region of its own: a prange inside `with
+    # parallel` ends without a barrier, and the tiles below must not start on a half-written wr.
     for wi in prange(g.groups * nblk, schedule='static', num_threads=max(team, 1)):
-        for k0 in range(0, g.kg, 16):
-            for o in range(blk_ch):
-                wc = (wi % nblk) * blk_ch + o
-                for k in range(k0, min(k0 + 16, g.kg)):
-                    wr[wi * blk_elems + k * blk_ch + o] = (
-                        w[((wi // nblk) * g.cout_g + wc) * g.kg + k] if wc < g.cout_g else 0)
+        wc = (wi % nblk) * blk_ch
+        if not w_flipped:
+            fnn_pack_b_f32(<int>blk_ch, g.kg, min(blk_ch, g.cout_g - wc), w + ((wi // nblk) * g.cout_g + wc) * g.kg,
+                           1, g.kg, wr + wi * blk_elems)
+        else:
+            flipped_weights_block(g, w, wi // nblk, wc, wr + wi * blk_elems)
     with parallel(num_threads=max(team, 1)):
         _note_team()
         lo = items * omp_get_thread_num() // omp_get_num_threads()
@@ -145,6 +163,7 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     cdef float *ct
     cdef float *dwt
     cdef const float **arow
+    cdef fnn_int *row_at
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, accumulate
@@ -153,15 +172,17 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     team = <int>min(<fnn_int>nthreads, items)
     bp_elems = round_up(nbc, t.nr) * kcb_max
     xp_elems = (kchunk // taps + 2) * plane_p  # the channels one K range touches
-    own_elems = bp_elems + xp_elems + kchunk * nbc + 16
+    own_elems = bp_elems + xp_elems + (kchunk + 8) * (sizeof(fnn_int) // sizeof(float)) + kchunk * nbc
     with parallel(num_threads=max(team, 1)):
         _note_team()
         bpack = <float *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(float))
         if bpack == NULL:
             failed_p[0] = 1
+        # the pieces before ct hold whole 8-byte words: row_at and arow stay aligned
         xpad = bpack + bp_elems
-        ct = xpad + xp_elems
-        arow = <const float **>(ct + kchunk * nbc)
+        row_at = <fnn_int *>(xpad + xp_elems)
+        arow = <const float **>(row_at + kchunk)
+        ct = <float *>(arow + 8)
         for item in prange(items, schedule='static'):
             if bpack == NULL:
                 continue
@@ -175,6 +196,13 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
             ci_lo = k_lo // taps
             ci_hi = ceil_div(k_lo + krows, taps)
             accumulate = 0
+            # where each of the range's K rows (a channel and a tap) starts in the padded
+            # planes, once per item: per GEMM step it cost a division each, more time than
+            # the step's arithmetic on a 7x7 map (49 pixels: ResNet's last stage at batch 1)
+            for i in range(krows):
+                k = k_lo + i
+                row_at[i] = ((k // taps - ci_lo) * plane_p + (k % taps) // g.kw * g.dh * gp.w
+                             + (k % g.kw) * g.dw)
             for img in range(g.n):
                 for c in range(ci_lo, ci_hi):
                     fnn_plane_pad_f32(&pg, x + (img * g.c_in + grp * g.cin_g + c) * plane_in,
@@ -190,10 +218,7 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
                         for ir in range(0, krows, 6):
                             m = min(<fnn_int>6, krows - ir)
                             for i in range(m):
-                                k = k_lo + ir + i
-                                arow[i] = (xpad + (k // taps - ci_lo) * plane_p
-                                           + (oh0 * g.sh + (k % taps) // g.kw * g.dh) * gp.w
-                                           + (k % g.kw) * g.dw)
+                                arow[i] = xpad + oh0 * g.sh * gp.w + row_at[ir + i]
                             fnn_convrows_f32(arow, <int>m, nrows, g.w_out, g.sh * gp.w, <int>g.sw,
                                              bpack + jr * kcb, ct + ir * ncb + jr, ncb,
                                              <int>min(<fnn_int>t.nr, ncb - jr), accumulate)

@@ -40,6 +40,8 @@ cdef extern from "fnn_gemm.h" nogil:
     void fnn_pack_a_f64(int mr, fnn_int m, fnn_int k, const double *a, fnn_int rs, fnn_int cs, double *dst)
     void fnn_pack_6rows_f32(fnn_int k, const float *src, fnn_int ld, float *dst)
     void fnn_pack_6rows_f64(fnn_int k, const double *src, fnn_int ld, double *dst)
+    void fnn_transpose_f32(fnn_int rows, fnn_int cols, const float *src, fnn_int lds, float *dst, fnn_int ldd)
+    void fnn_transpose_f64(fnn_int rows, fnn_int cols, const double *src, fnn_int lds, double *dst, fnn_int ldd)
     void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs, fnn_int cs, float *dst)
     void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs, fnn_int cs, double *dst)
 

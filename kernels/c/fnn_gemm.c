@@ -421,7 +421,7 @@ void fnn_pack_a_f64(int mr, fnn_int m, fnn_int k, const double *a, fnn_int rs,
  * weight gradient's X^T: a transpose, done in 4x4 (f32) or 2x2 (f64) register
  * blocks where SSE2 is baseline, element by element elsewhere.
  */
-static void fnn_pack_b_transposed_f32(int nr, fnn_int k, fnn_int cols,
+static void fnn_pack_b_transposed_f32(fnn_int nr, fnn_int k, fnn_int cols,
                                       const float *FNN_RESTRICT src, fnn_int cs,
                                       float *FNN_RESTRICT dst)
 {
@@ -453,7 +453,7 @@ static void fnn_pack_b_transposed_f32(int nr, fnn_int k, fnn_int cols,
             dst[p * nr + j] = src[j * cs + p];
 }
 
-static void fnn_pack_b_transposed_f64(int nr, fnn_int k, fnn_int cols,
+static void fnn_pack_b_transposed_f64(fnn_int nr, fnn_int k, fnn_int cols,
                                       const double *FNN_RESTRICT src, fnn_int cs,
                                       double *FNN_RESTRICT dst)
 {
@@ -476,6 +476,18 @@ static void fnn_pack_b_transposed_f64(int nr, fnn_int k, fnn_int cols,
     for (p = 0; p < k; p++)
         for (j = j0; j < cols; j++)
             dst[p * nr + j] = src[j * cs + p];
+}
+
+void fnn_transpose_f32(fnn_int rows, fnn_int cols, const float *src, fnn_int lds, float *dst,
+                       fnn_int ldd)
+{
+    fnn_pack_b_transposed_f32(ldd, cols, rows, src, lds, dst);
+}
+
+void fnn_transpose_f64(fnn_int rows, fnn_int cols, const double *src, fnn_int lds, double *dst,
+                       fnn_int ldd)
+{
+    fnn_pack_b_transposed_f64(ldd, cols, rows, src, lds, dst);
 }
 
 /*

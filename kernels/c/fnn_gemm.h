@@ -94,6 +94,12 @@ void fnn_pack_a_f64(int mr, fnn_int m, fnn_int k, const double *a, fnn_int rs,
  * for MR = 6, as fnn_pack_a_* makes it, for drivers that gather the rows themselves. */
 void fnn_pack_6rows_f32(fnn_int k, const float *src, fnn_int ld, float *dst);
 void fnn_pack_6rows_f64(fnn_int k, const double *src, fnn_int ld, double *dst);
+/* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols: in register blocks, as the
+ * transposed-B packer, for drivers that hand a transposed tile back (a weight gradient). */
+void fnn_transpose_f32(fnn_int rows, fnn_int cols, const float *src, fnn_int lds, float *dst,
+                       fnn_int ldd);
+void fnn_transpose_f64(fnn_int rows, fnn_int cols, const double *src, fnn_int lds, double *dst,
+                       fnn_int ldd);
 void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
                     fnn_int cs, float *dst);
 void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
