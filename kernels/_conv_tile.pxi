@@ -1,7 +1,7 @@
 # Direct convolution tiles for float32 convolutions with many channels on AVX-512 (see
 # kernels/c/fnn_convtile_avx512.c): no im2col packing; each tile is a block of 32 output
-# channels times a piece of an output row (at most 14 pixels), read from a zero-padded copy
-# of its image group.
+# channels times a piece of an output row (at most 14 pixels), or for groups of at most 16
+# output channels 16 times at most 28, read from a zero-padded copy of its image group.
 
 # Whether run_forward may take the tiles (tests switch them off to reach the GEMM path).
 cdef bint _tiles_enabled = True
@@ -35,27 +35,28 @@ cdef fnn_int TILE_PASS_KG = 1152
 
 
 cdef void flipped_weights_block(const ConvGeom *g, const float *w, fnn_int grp, fnn_int wc,
-                                float *dst) noexcept nogil:
-    """One 32-channel block of wr for g, the input gradient of a forward convolution with
-    weights w: dst[(co*taps + t)*32 + o] = w[grp*cin_g + co][wc + o][taps - 1 - t] (g's
-    output channels are the forward's input channels), zero past the group's channels. Built
-    straight from w, each forward output channel's (32 x taps) piece transposed with its taps
-    reversed (a negative destination pitch), not through a flipped copy of w first."""
-    cdef fnn_int taps = g.kh * g.kw, cols = min(<fnn_int>FNN_CONVTILE_CHANNELS, g.cout_g - wc)
+                                fnn_int blk_ch, float *dst) noexcept nogil:
+    """One block of blk_ch channels of wr for g, the input gradient of a forward convolution
+    with weights w: dst[(co*taps + t)*blk_ch + o] = w[grp*cin_g + co][wc + o][taps - 1 - t]
+    (g's output channels are the forward's input channels), zero past the group's channels.
+    Built straight from w, each forward output channel's (blk_ch x taps) piece transposed with
+    its taps reversed (a negative destination pitch), not through a flipped copy of w first."""
+    cdef fnn_int taps = g.kh * g.kw, cols = min(blk_ch, g.cout_g - wc)
     cdef fnn_int co, k
     for co in range(g.cin_g):
         fnn_transpose_f32(cols, taps, w + ((grp * g.cin_g + co) * g.cout_g + wc) * taps, taps,
-                          dst + (co * taps + taps - 1) * FNN_CONVTILE_CHANNELS, -FNN_CONVTILE_CHANNELS)
-    if cols < FNN_CONVTILE_CHANNELS:
+                          dst + (co * taps + taps - 1) * blk_ch, -blk_ch)
+    if cols < blk_ch:
         for k in range(g.kg):
-            memset(dst + k * FNN_CONVTILE_CHANNELS + cols, 0, (FNN_CONVTILE_CHANNELS - cols) * sizeof(float))
+            memset(dst + k * blk_ch + cols, 0, (blk_ch - cols) * sizeof(float))
 
 
 cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, const float *bias,
                            float *y, int nthreads, bint w_flipped=False) noexcept nogil:
     """w_flipped: w is the weights of the forward convolution whose input gradient g is (see
-    transposed_geom), read as its flipped, channel-swapped kernel. Items are (image, group, block of 32 output channels, output row, piece of the row),
-    in that order, each thread taking one contiguous run of them, the same run in every pass
+    transposed_geom), read as its flipped, channel-swapped kernel. Items are (image, group,
+    block of output channels, output row, piece of the row), in that order, each thread
+    taking one contiguous run of them, the same run in every pass
     over the input channels (so a later pass adds into outputs its own thread wrote): each
     thread copies a pass's planes of an image group zero-padded into its own scratch when its
     run reaches that group, so there is no barrier per image or pass (a barrier waits out any
@@ -66,10 +67,11 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     cdef fnn_int taps = g.kh * g.kw, plane_in = g.h * g.w
     cdef fnn_int slack = FNN_PLANE_SLACK_BYTES // sizeof(float)
     cdef fnn_int plane_p = gp.h * gp.w + slack
-    cdef fnn_int blk_ch = FNN_CONVTILE_CHANNELS
+    cdef bint narrow = g.cout_g <= FNN_CONVTILE_NARROW_CHANNELS
+    cdef fnn_int blk_ch = FNN_CONVTILE_NARROW_CHANNELS if narrow else FNN_CONVTILE_CHANNELS
     cdef fnn_int nblk = ceil_div(g.cout_g, blk_ch), blk_elems = blk_ch * g.kg
     cdef fnn_int wr_elems = g.groups * nblk * blk_elems
-    cdef fnn_int n_chunks = ceil_div(g.w_out, FNN_CONVTILE_PIXELS)
+    cdef fnn_int n_chunks = ceil_div(g.w_out, FNN_CONVTILE_NARROW_PIXELS if narrow else FNN_CONVTILE_PIXELS)
     cdef fnn_int base = g.w_out // n_chunks, extra = g.w_out - base * n_chunks
     cdef fnn_int per_group = nblk * g.h_out * n_chunks
     cdef fnn_int items = g.n * g.groups * per_group
@@ -101,7 +103,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
             fnn_pack_b_f32(<int>blk_ch, g.kg, min(blk_ch, g.cout_g - wc), w + ((wi // nblk) * g.cout_g + wc) * g.kg,
                            1, g.kg, wr + wi * blk_elems)
         else:
-            flipped_weights_block(g, w, wi // nblk, wc, wr + wi * blk_elems)
+            flipped_weights_block(g, w, wi // nblk, wc, blk_ch, wr + wi * blk_elems)
     with parallel(num_threads=max(team, 1)):
         _note_team()
         lo = items * omp_get_thread_num() // omp_get_num_threads()
@@ -133,7 +135,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                 npix = base + (1 if j < extra else 0)
                 co = grp * g.cout_g + blk * blk_ch
                 fnn_convtile_f32(xpad + oh * g.sh * gp.w + ow0 * g.sw, plane_p, nc, off, taps,
-                                 <int>g.sw, wr + (grp * nblk + blk) * blk_elems + c0 * taps * blk_ch,
+                                 <int>g.sw, <int>blk_ch, wr + (grp * nblk + blk) * blk_elems + c0 * taps * blk_ch,
                                  bias + co if bias != NULL and ps == 0 else NULL,
                                  <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
                                  y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p,

@@ -173,6 +173,9 @@ CASES = {
     "groups2_k_1170_passes_65_65": ((2, 260, 3, 11), (40, 130, 3, 3), 1, 1, 1, 2),  # 3 x 11
     "dx_k_1440_passes": ((1, 16, 4, 15), (160, 16, 3, 3), 1, 1, 1, 1),        # 4 x 15; dX K = 1440
     "taps_1225_passes_1_1": ((1, 2, 35, 37), (16, 2, 35, 35), 1, 0, 1, 1),    # 1 x 3, K = 2450
+    # narrow tiles in passes: 2 groups of 16 outputs, K = 1188 (2 passes of 66); dX: narrow too
+    "narrow_groups2_k_1188_passes": ((2, 264, 3, 31), (32, 132, 3, 3), 1, 1, 1, 2),  # 3 x 31
+    "narrow_dx_groups4": ((1, 64, 5, 29), (64, 16, 3, 3), 1, 1, 1, 4),        # 5 x 29; dX 16 per group
 }
 
 # W_out from 1 to 30: every row-piece size 1..14 (one piece) and the splits 15 = 8 + 7 up to
@@ -182,6 +185,13 @@ SWEEP = {}
 for _w in range(1, 31):
     SWEEP[f"s1_w{_w:02d}"] = ((1, 16, 1 + _w % 3, _w), (20, 16, 3, 3), 1, 1, 1, 1)
     SWEEP[f"s2_w{_w:02d}"] = ((2, 8, 3, 2 * _w - 1), (33, 8, 3, 3), (1, 2), 1, 1, 1)
+# Narrow tiles (groups of at most 16 output channels: 16 channels times up to 28 pixels, a
+# row cut into ceil(W_out / 28) pieces): "n1" stride 1, 16 outputs (dX: 12 from 16, the
+# GEMM); "n2" column stride 2, 2 groups of 16 outputs from 12 inputs each (dX: the wide
+# tiles' stride-1 geometry does not apply), batch 2.
+for _w in list(range(1, 31)) + [56, 57]:
+    SWEEP[f"n1_w{_w:02d}"] = ((1, 12, 1 + _w % 3, _w), (16, 12, 3, 3), 1, 1, 1, 1)
+    SWEEP[f"n2_w{_w:02d}"] = ((2, 24, 3, 2 * _w - 1), (32, 12, 3, 3), (1, 2), 1, 1, 2)
 ALL_CASES = {**CASES, **SWEEP}
 
 
@@ -194,11 +204,13 @@ def test_cases_take_the_tiles():
     assert set(range(1, 31)) | {56} <= widths
     heights = {_geometry(*c)["h_out"] for c in ALL_CASES.values()}
     assert {1, 2, 7} <= heights
+    narrow_widths = {_geometry(*c)["w_out"] for c in ALL_CASES.values() if _geometry(*c)["cout_g"] <= 16}
+    assert set(range(1, 31)) | {56, 57} <= narrow_widths
     couts = {_geometry(*c)["cout_g"] for c in ALL_CASES.values()}
     assert {16, 20, 32, 33, 48, 64} <= couts
     gi = [name for name, c in ALL_CASES.items() if grad_input_takes_tiles(*c)]
     assert {"w56_h7_cout64", "pad3_crop", "dil22_crop", "k1x1_pad1", "groups2_cout32", "s1_w01",
-            "s1_w30", "k3x1", "h1_w28"} <= set(gi)
+            "s1_w30", "k3x1", "h1_w28", "narrow_dx_groups4", "dx_k_1440_passes"} <= set(gi)
     # the dispatch rules, as the brief gives them: shapes that must not take the tiles
     assert not forward_takes_tiles((1, 4, 8, 8), (32, 4, 3, 3), 1, 1, 1, 1)      # small_direct
     assert not forward_takes_tiles((1, 32, 8, 8), (32, 32, 1, 1), 1, 0, 1, 1)    # pointwise

@@ -7,7 +7,9 @@
  * input channel and kernel tap it loads the two weight vectors and broadcasts each pixel's
  * input value, 2 + np loads for 2 * np multiply-adds, so the multiply-adds, not the loads,
  * set the pace, at any stride (the broadcasts are scalar loads). The implicit GEMM instead
- * packs every image's im2col panels first: 8-15% of a 3x3 layer's time here.
+ * packs every image's im2col panels first: 8-15% of a 3x3 layer's time here. Groups of 16
+ * output channels (ResNeXt, RegNetX) take narrow tiles, one vector times up to 28 pixels,
+ * rather than leave half of every wide tile's multiply-adds on zero weights.
  *
  * The input is a zero-padded copy of the image group (fnn_plane_pad), so every tap is inside;
  * the padding is then a multiplied zero, which the driver allows only for all-finite weights.
@@ -24,107 +26,138 @@
 
 
 /*
- * NP pixels at input stride SW (1 or 2): y[o*ys + p] = bias[o] + sum over c < cin, t < taps
- * of wr[(c*taps + t)*32 + o] * x[c*cs + off[t] + p*SW], for output channels o < oc_valid
- * (y += that sum with accumulate).
- * Always inlined with constant NP and SW: the pixel loop unrolls into straight code with
- * constant displacements, accumulators in registers.
+ * NP pixels at input stride SW (1 or 2) of V vectors (16 V output channels): y[o*ys + p] =
+ * bias[o] + sum over c < cin, t < taps of wr[(c*taps + t)*16V + o] * x[c*cs + off[t] + p*SW],
+ * for output channels o < oc_valid (y += that sum with accumulate). Always inlined with
+ * constant V, NP and SW: the pixel loop unrolls into straight code with constant
+ * displacements, accumulators in registers (V NP <= 28).
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_convtile_body(const int NP, const int SW, const float *FNN_RESTRICT x, fnn_int cs, fnn_int cin,
-                  const fnn_int *off, fnn_int taps, const float *FNN_RESTRICT wr,
+fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_RESTRICT x, fnn_int cs,
+                  fnn_int cin, const fnn_int *off, fnn_int taps, const float *FNN_RESTRICT wr,
                   const float *bias, int oc_valid, float *y, fnn_int ys, int accumulate)
 {
-    __m512 acc0[FNN_CONVTILE_PIXELS], acc1[FNN_CONVTILE_PIXELS];
-    FNN_ALIGN64 float buf[FNN_CONVTILE_PIXELS * 32];
-    const __mmask16 m0 = (__mmask16)(oc_valid >= 16 ? 0xFFFFu : (1u << oc_valid) - 1u);
-    const __mmask16 m1 = (__mmask16)(oc_valid >= 32 ? 0xFFFFu
-                                     : oc_valid > 16 ? (1u << (oc_valid - 16)) - 1u : 0u);
+    const int CH = 16 * V;
+    __m512 acc[FNN_CONVTILE_NARROW_PIXELS][2];
+    __m512 wv[2], bv[2];
+    __mmask16 mask[2];
+    FNN_ALIGN64 float buf[FNN_CONVTILE_NARROW_PIXELS * 16];
     fnn_int c, t;
-    int p, o;
-    FNN_UNROLL(14)
+    int p, o, v;
+    FNN_UNROLL(2)
+    for (v = 0; v < V; v++) {
+        const int left = oc_valid - 16 * v;
+        mask[v] = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1u : 0u);
+    }
+    FNN_UNROLL(28)
     for (p = 0; p < NP; p++) {
-        acc0[p] = _mm512_setzero_ps();
-        acc1[p] = _mm512_setzero_ps();
+        FNN_UNROLL(2)
+        for (v = 0; v < V; v++)
+            acc[p][v] = _mm512_setzero_ps();
     }
     for (c = 0; c < cin; c++) {
         const float *FNN_RESTRICT xc = x + c * cs;
         for (t = 0; t < taps; t++) {
             const float *FNN_RESTRICT xt = xc + off[t];
-            const __m512 w0 = _mm512_load_ps(wr);
-            const __m512 w1 = _mm512_load_ps(wr + 16);
-            wr += 32;
-            FNN_UNROLL(14)
+            FNN_UNROLL(2)
+            for (v = 0; v < V; v++)
+                wv[v] = _mm512_load_ps(wr + 16 * v);
+            wr += CH;
+            FNN_UNROLL(28)
             for (p = 0; p < NP; p++) {
                 const __m512 xv = _mm512_set1_ps(xt[p * SW]);
-                acc0[p] = _mm512_fmadd_ps(w0, xv, acc0[p]);
-                acc1[p] = _mm512_fmadd_ps(w1, xv, acc1[p]);
+                FNN_UNROLL(2)
+                for (v = 0; v < V; v++)
+                    acc[p][v] = _mm512_fmadd_ps(wv[v], xv, acc[p][v]);
             }
         }
     }
-    /* Epilogue: each accumulator is one pixel across 32 output channels, ys apart in y: via
+    /* Epilogue: each accumulator is one pixel across 16 output channels, ys apart in y: via
      * a buffer, transposed into rows of np pixels (scatter stores, the direct way, cost a
      * tenth of a 64-channel 3x3 tile on Zen 4). */
     if (bias) {
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bias);
-        const __m512 b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-        FNN_UNROLL(14)
+        FNN_UNROLL(2)
+        for (v = 0; v < V; v++)
+            bv[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
+        FNN_UNROLL(28)
         for (p = 0; p < NP; p++) {
-            acc0[p] = _mm512_add_ps(acc0[p], b0);
-            acc1[p] = _mm512_add_ps(acc1[p], b1);
+            FNN_UNROLL(2)
+            for (v = 0; v < V; v++)
+                acc[p][v] = _mm512_add_ps(acc[p][v], bv[v]);
         }
     }
-    FNN_UNROLL(14)
+    FNN_UNROLL(28)
     for (p = 0; p < NP; p++) {
-        _mm512_store_ps(buf + p * 32, acc0[p]);
-        _mm512_store_ps(buf + p * 32 + 16, acc1[p]);
+        FNN_UNROLL(2)
+        for (v = 0; v < V; v++)
+            _mm512_store_ps(buf + p * CH + 16 * v, acc[p][v]);
     }
     if (accumulate) {
         for (o = 0; o < oc_valid; o++) {
-            FNN_UNROLL(14)
+            FNN_UNROLL(28)
             for (p = 0; p < NP; p++)
-                y[o * ys + p] += buf[p * 32 + o];
+                y[o * ys + p] += buf[p * CH + o];
         }
         return;
     }
     for (o = 0; o < oc_valid; o++) {
-        FNN_UNROLL(14)
+        FNN_UNROLL(28)
         for (p = 0; p < NP; p++)
-            y[o * ys + p] = buf[p * 32 + o];
+            y[o * ys + p] = buf[p * CH + o];
     }
 }
 
-#define FNN_TILE_CASE(np)                                                                     \
-    case np:                                                                                  \
-        if (sw == 1)                                                                          \
-            fnn_convtile_body(np, 1, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
-        else                                                                                  \
-            fnn_convtile_body(np, 2, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
+#define FNN_TILE_CASE(v, np)                                                                     \
+    case np:                                                                                     \
+        if (sw == 1)                                                                             \
+            fnn_convtile_body(v, np, 1, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
+        else                                                                                     \
+            fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
         break;
 
-FNN_TARGET_AVX512 void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
-                                               const fnn_int *off, fnn_int taps, int sw,
-                                               const float *wr, const float *bias, int oc_valid,
-                                               int np, float *y, fnn_int ys, int acc)
+FNN_TARGET_AVX512 static void fnn_convtile_wide(const float *x, fnn_int cs, fnn_int cin,
+                                                const fnn_int *off, fnn_int taps, int sw,
+                                                const float *wr, const float *bias, int oc_valid,
+                                                int np, float *y, fnn_int ys, int acc)
 {
     switch (np) {
-        FNN_TILE_CASE(1)
-        FNN_TILE_CASE(2)
-        FNN_TILE_CASE(3)
-        FNN_TILE_CASE(4)
-        FNN_TILE_CASE(5)
-        FNN_TILE_CASE(6)
-        FNN_TILE_CASE(7)
-        FNN_TILE_CASE(8)
-        FNN_TILE_CASE(9)
-        FNN_TILE_CASE(10)
-        FNN_TILE_CASE(11)
-        FNN_TILE_CASE(12)
-        FNN_TILE_CASE(13)
-        FNN_TILE_CASE(14)
+        FNN_TILE_CASE(2, 1) FNN_TILE_CASE(2, 2) FNN_TILE_CASE(2, 3) FNN_TILE_CASE(2, 4)
+        FNN_TILE_CASE(2, 5) FNN_TILE_CASE(2, 6) FNN_TILE_CASE(2, 7) FNN_TILE_CASE(2, 8)
+        FNN_TILE_CASE(2, 9) FNN_TILE_CASE(2, 10) FNN_TILE_CASE(2, 11) FNN_TILE_CASE(2, 12)
+        FNN_TILE_CASE(2, 13) FNN_TILE_CASE(2, 14)
     default:
         break;
     }
+}
+
+FNN_TARGET_AVX512 static void fnn_convtile_narrow(const float *x, fnn_int cs, fnn_int cin,
+                                                  const fnn_int *off, fnn_int taps, int sw,
+                                                  const float *wr, const float *bias, int oc_valid,
+                                                  int np, float *y, fnn_int ys, int acc)
+{
+    switch (np) {
+        FNN_TILE_CASE(1, 1) FNN_TILE_CASE(1, 2) FNN_TILE_CASE(1, 3) FNN_TILE_CASE(1, 4)
+        FNN_TILE_CASE(1, 5) FNN_TILE_CASE(1, 6) FNN_TILE_CASE(1, 7) FNN_TILE_CASE(1, 8)
+        FNN_TILE_CASE(1, 9) FNN_TILE_CASE(1, 10) FNN_TILE_CASE(1, 11) FNN_TILE_CASE(1, 12)
+        FNN_TILE_CASE(1, 13) FNN_TILE_CASE(1, 14) FNN_TILE_CASE(1, 15) FNN_TILE_CASE(1, 16)
+        FNN_TILE_CASE(1, 17) FNN_TILE_CASE(1, 18) FNN_TILE_CASE(1, 19) FNN_TILE_CASE(1, 20)
+        FNN_TILE_CASE(1, 21) FNN_TILE_CASE(1, 22) FNN_TILE_CASE(1, 23) FNN_TILE_CASE(1, 24)
+        FNN_TILE_CASE(1, 25) FNN_TILE_CASE(1, 26) FNN_TILE_CASE(1, 27) FNN_TILE_CASE(1, 28)
+    default:
+        break;
+    }
+}
+
+FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
+                                                      const fnn_int *off, fnn_int taps, int sw,
+                                                      int channels, const float *wr,
+                                                      const float *bias, int oc_valid, int np,
+                                                      float *y, fnn_int ys, int acc)
+{
+    if (channels == FNN_CONVTILE_NARROW_CHANNELS)
+        fnn_convtile_narrow(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, acc);
+    else
+        fnn_convtile_wide(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, acc);
 }
 
 /*
@@ -221,13 +254,14 @@ int fnn_convtile_available(void)
 }
 
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
-                      int sw, const float *wr, const float *bias, int oc_valid, int np, float *y,
-                      fnn_int ys, int accumulate)
+                      int sw, int channels, const float *wr, const float *bias, int oc_valid,
+                      int np, float *y, fnn_int ys, int accumulate)
 {
 #ifdef FNN_X86_64
-    fnn_convtile_f32_avx512(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, accumulate);
+    fnn_convtile_f32_avx512(x, cs, cin, off, taps, sw, channels, wr, bias, oc_valid, np, y, ys,
+                            accumulate);
 #else
-    (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)sw, (void)wr, (void)bias;
+    (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)sw, (void)channels, (void)wr, (void)bias;
     (void)oc_valid, (void)np, (void)y, (void)ys, (void)accumulate;
 #endif
 }
