@@ -158,7 +158,7 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     cdef fnn_int rows_per_blk = max(<fnn_int>1, t.kc // g.w_out)
     cdef fnn_int kcb_max = rows_per_blk * g.w_out
     cdef fnn_int nbc, n_jb, kchunk, n_kb, items, item, grp, kb, jb, k_lo, krows, jc, ncb
-    cdef fnn_int img, rb, oh0, nrows, kcb, ci_lo, ci_hi, c, jp, jr, ir, k, i, m
+    cdef fnn_int img, rb, oh0, nrows, kcb, ci_lo, ci_hi, c, jp, jr, ib, ir, k, i, m
     cdef fnn_int bp_elems, xp_elems, own_elems
     cdef float *bpack
     cdef float *xpad
@@ -169,12 +169,16 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, accumulate
+    # groups of at most 16 output channels: 12 x 16 steps (a 64-wide B would be 3/4 zeros)
+    cdef bint narrow = g.cout_g <= FNN_CONVROWS_NARROW_CHANNELS
+    cdef fnn_int panel = FNN_CONVROWS_NARROW_CHANNELS if narrow else FNN_CONVROWS_CHANNELS
+    cdef fnn_int step_rows = FNN_CONVROWS_NARROW_ROWS if narrow else FNN_CONVROWS_ROWS
     grad_weight_split(g, &t, nthreads, &nbc, &n_jb, &kchunk, &n_kb)
     items = g.groups * n_kb * n_jb
     team = <int>min(<fnn_int>nthreads, items)
-    bp_elems = round_up(nbc, t.nr) * kcb_max
+    bp_elems = round_up(nbc, t.nr) * kcb_max  # t.nr = 64 >= the narrow panels' 16
     xp_elems = (kchunk // taps + 2) * plane_p  # the channels one K range touches
-    own_elems = bp_elems + xp_elems + (kchunk + 8) * (sizeof(fnn_int) // sizeof(float)) + kchunk * nbc
+    own_elems = bp_elems + xp_elems + (kchunk + 16) * (sizeof(fnn_int) // sizeof(float)) + kchunk * nbc
     with parallel(num_threads=max(team, 1)):
         _note_team()
         bpack = <float *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(float))
@@ -184,7 +188,7 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
         xpad = bpack + bp_elems
         row_at = <fnn_int *>(xpad + xp_elems)
         arow = <const float **>(row_at + kchunk)
-        ct = <float *>(arow + 8)
+        ct = <float *>(arow + 16)
         for item in prange(items, schedule='static'):
             if bpack == NULL:
                 continue
@@ -213,17 +217,18 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
                     oh0 = rb * rows_per_blk
                     nrows = min(rows_per_blk, g.h_out - oh0)
                     kcb = nrows * g.w_out
-                    pack_b(&t, kcb, ncb, dy + (img * g.c_out + grp * g.cout_g + jc) * g.p + oh0 * g.w_out,
-                           1, g.p, bpack)
-                    for jp in range(ceil_div(ncb, t.nr)):
-                        jr = jp * t.nr
-                        for ir in range(0, krows, 6):
-                            m = min(<fnn_int>6, krows - ir)
+                    fnn_pack_b_f32(<int>panel, kcb, ncb,
+                                   dy + (img * g.c_out + grp * g.cout_g + jc) * g.p + oh0 * g.w_out, 1, g.p, bpack)
+                    for jp in range(ceil_div(ncb, panel)):
+                        jr = jp * panel
+                        for ib in range(ceil_div(krows, step_rows)):
+                            ir = ib * step_rows
+                            m = min(step_rows, krows - ir)
                             for i in range(m):
                                 arow[i] = xpad + oh0 * g.sh * gp.w + row_at[ir + i]
-                            fnn_convrows_f32(arow, <int>m, nrows, g.w_out, g.sh * gp.w, <int>g.sw,
+                            fnn_convrows_f32(arow, <int>m, nrows, g.w_out, g.sh * gp.w, <int>g.sw, <int>panel,
                                              bpack + jr * kcb, ct + ir * ncb + jr, ncb,
-                                             <int>min(<fnn_int>t.nr, ncb - jr), accumulate)
+                                             <int>min(panel, ncb - jr), accumulate)
                     accumulate = 1
             store_dwt(g, ct, krows, ncb, dw + (grp * g.cout_g + jc) * g.kg + k_lo)
     return -1 if failed else 0

@@ -18,6 +18,11 @@ extern "C" {
 /* the narrow tiles: one vector of output channels */
 #define FNN_CONVTILE_NARROW_CHANNELS 16
 #define FNN_CONVTILE_NARROW_PIXELS 28
+/* the weight gradient's rows kernel: 6 kernel rows x 64 channels, or 12 x 16 */
+#define FNN_CONVROWS_ROWS 6
+#define FNN_CONVROWS_CHANNELS 64
+#define FNN_CONVROWS_NARROW_ROWS 12
+#define FNN_CONVROWS_NARROW_CHANNELS 16
 
 /* Whether the active instruction-set level has the tiles (AVX-512). */
 int fnn_convtile_available(void);
@@ -36,13 +41,16 @@ void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *of
 
 /*
  * c[i*ldc + j] (+)= sum over r < nrows, ow < wout of arow[i][r*pitch + ow*sw] *
- * b[(r*wout + ow)*64 + j], for i < m (<= 6), j < n (<= 64): the weight gradient's GEMM step
- * with A read from a zero-padded image's rows (one pointer per kernel row, that is per
- * (channel, tap)) and B = dY^T packed 64 channels per pixel, 64-byte aligned. + when
- * accumulate, = otherwise. sw 1 or 2. Only where fnn_convtile_available().
+ * b[(r*wout + ow)*channels + j], for i < m, j < n (<= channels): the weight gradient's GEMM
+ * step with A read from a zero-padded image's rows (one pointer per kernel row, that is per
+ * (channel, tap)) and B = dY^T packed `channels` channels per pixel, 64-byte aligned;
+ * channels FNN_CONVROWS_CHANNELS (m <= FNN_CONVROWS_ROWS) or FNN_CONVROWS_NARROW_CHANNELS
+ * (m <= FNN_CONVROWS_NARROW_ROWS). + when accumulate, = otherwise. sw 1 or 2. Only where
+ * fnn_convtile_available().
  */
 void fnn_convrows_f32(const float *const *arow, int m, fnn_int nrows, fnn_int wout, fnn_int pitch,
-                      int sw, const float *b, float *c, fnn_int ldc, int n, int accumulate);
+                      int sw, int channels, const float *b, float *c, fnn_int ldc, int n,
+                      int accumulate);
 
 #ifdef __cplusplus
 }

@@ -162,65 +162,60 @@ FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs
 
 /*
  * The weight gradient's GEMM step with its A operand read from the image itself: C (up to
- * 6 x 64, ldc apart) (+)= sum over the pixels of nrows output rows of wout pixels of
- * a_i(pixel) * B(pixel, 0:64), where a_i(r, ow) = arow[i][r*pitch + ow*SW] is the input that
+ * R x 16V, ldc apart) (+)= sum over the pixels of nrows output rows of wout pixels of
+ * a_i(pixel) * B(pixel, 0:16V), where a_i(r, ow) = arow[i][r*pitch + ow*SW] is the input that
  * conv kernel row i (a channel and tap) meets at that pixel, in a zero-padded image, and B
- * is dY^T packed 64 channels per pixel. The implicit GEMM gathers those rows into a packed
+ * is dY^T packed 16V channels per pixel. The implicit GEMM gathers those rows into a packed
  * A panel first (an im2col of the K range, then a 6-row interleave): a fifth of the weight
  * gradient's time. Rows past m read row 0 and are not stored; columns past n are masked.
- * Always inlined with a constant SW (1 or 2).
+ * Always inlined with constant R, V and SW (1 or 2): 6 x 64, or 12 x 16 for groups of at
+ * most 16 output channels, which left three quarters of a 64-wide B on zeros.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_convrows_body(const int SW, const float *const *arow, int m, fnn_int nrows, fnn_int wout,
-                  fnn_int pitch, const float *FNN_RESTRICT b, float *c, fnn_int ldc, int n,
-                  int accumulate)
+fnn_convrows_body(const int R, const int V, const int SW, const float *const *arow, int m,
+                  fnn_int nrows, fnn_int wout, fnn_int pitch, const float *FNN_RESTRICT b, float *c,
+                  fnn_int ldc, int n, int accumulate)
 {
-    __m512 acc[6][4];
+    __m512 acc[FNN_CONVROWS_NARROW_ROWS][4], bv[4];
     __mmask16 mask[4];
-    const float *a0 = arow[0], *a1 = arow[m > 1], *a2 = arow[m > 2 ? 2 : 0];
-    const float *a3 = arow[m > 3 ? 3 : 0], *a4 = arow[m > 4 ? 4 : 0], *a5 = arow[m > 5 ? 5 : 0];
+    const float *ap[FNN_CONVROWS_NARROW_ROWS];
     fnn_int r, ow;
     int i, v;
-    FNN_UNROLL(6)
-    for (i = 0; i < 6; i++) {
+    FNN_UNROLL(12)
+    for (i = 0; i < R; i++) {
+        ap[i] = arow[i < m ? i : 0];
         FNN_UNROLL(4)
-        for (v = 0; v < 4; v++)
+        for (v = 0; v < V; v++)
             acc[i][v] = _mm512_setzero_ps();
     }
     for (r = 0; r < nrows; r++) {
         const fnn_int o = r * pitch;
         for (ow = 0; ow < wout; ow++) {
             const fnn_int q = o + ow * SW;
-            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-            const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
-            __m512 av;
-            b += 64;
-#define FNN_ROW_FMAS(i, ap)                                  \
-            av = _mm512_set1_ps(ap[q]);                      \
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);  \
-            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);  \
-            acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);  \
-            acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3])
-            FNN_ROW_FMAS(0, a0);
-            FNN_ROW_FMAS(1, a1);
-            FNN_ROW_FMAS(2, a2);
-            FNN_ROW_FMAS(3, a3);
-            FNN_ROW_FMAS(4, a4);
-            FNN_ROW_FMAS(5, a5);
-#undef FNN_ROW_FMAS
+            FNN_UNROLL(4)
+            for (v = 0; v < V; v++)
+                bv[v] = _mm512_load_ps(b + 16 * v);
+            b += 16 * V;
+            FNN_UNROLL(12)
+            for (i = 0; i < R; i++) {
+                const __m512 av = _mm512_set1_ps(ap[i][q]);
+                FNN_UNROLL(4)
+                for (v = 0; v < V; v++)
+                    acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+            }
         }
     }
     FNN_UNROLL(4)
-    for (v = 0; v < 4; v++) {
+    for (v = 0; v < V; v++) {
         const int left = n - 16 * v;
         mask[v] = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1u : 0u);
     }
-    FNN_UNROLL(6)
-    for (i = 0; i < 6; i++) {
+    FNN_UNROLL(12)
+    for (i = 0; i < R; i++) {
         if (i >= m)
             break;
         FNN_UNROLL(4)
-        for (v = 0; v < 4; v++) {
+        for (v = 0; v < V; v++) {
             __m512 t = acc[i][v];
             if (accumulate)
                 t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mask[v], c + i * ldc + 16 * v));
@@ -231,18 +226,24 @@ fnn_convrows_body(const int SW, const float *const *arow, int m, fnn_int nrows, 
 
 FNN_TARGET_AVX512 static void fnn_convrows_f32_avx512(const float *const *arow, int m, fnn_int nrows,
                                                       fnn_int wout, fnn_int pitch, int sw,
-                                                      const float *b, float *c, fnn_int ldc, int n,
-                                                      int accumulate)
+                                                      int channels, const float *b, float *c,
+                                                      fnn_int ldc, int n, int accumulate)
 {
-    if (sw == 1)
-        fnn_convrows_body(1, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
-    else
-        fnn_convrows_body(2, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
+    if (channels == FNN_CONVROWS_NARROW_CHANNELS) {
+        if (sw == 1)
+            fnn_convrows_body(FNN_CONVROWS_NARROW_ROWS, 1, 1, arow, m, nrows, wout, pitch, b, c, ldc, n,
+                              accumulate);
+        else
+            fnn_convrows_body(FNN_CONVROWS_NARROW_ROWS, 1, 2, arow, m, nrows, wout, pitch, b, c, ldc, n,
+                              accumulate);
+    } else if (sw == 1) {
+        fnn_convrows_body(FNN_CONVROWS_ROWS, 4, 1, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
+    } else {
+        fnn_convrows_body(FNN_CONVROWS_ROWS, 4, 2, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
+    }
 }
 
 #endif /* FNN_X86_64 */
-
-#include "fnn_isa.h"
 
 int fnn_convtile_available(void)
 {
@@ -267,12 +268,13 @@ void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *of
 }
 
 void fnn_convrows_f32(const float *const *arow, int m, fnn_int nrows, fnn_int wout, fnn_int pitch,
-                      int sw, const float *b, float *c, fnn_int ldc, int n, int accumulate)
+                      int sw, int channels, const float *b, float *c, fnn_int ldc, int n,
+                      int accumulate)
 {
 #ifdef FNN_X86_64
-    fnn_convrows_f32_avx512(arow, m, nrows, wout, pitch, sw, b, c, ldc, n, accumulate);
+    fnn_convrows_f32_avx512(arow, m, nrows, wout, pitch, sw, channels, b, c, ldc, n, accumulate);
 #else
-    (void)arow, (void)m, (void)nrows, (void)wout, (void)pitch, (void)sw, (void)b, (void)c;
+    (void)arow, (void)m, (void)nrows, (void)wout, (void)pitch, (void)sw, (void)channels, (void)b, (void)c;
     (void)ldc, (void)n, (void)accumulate;
 #endif
 }
