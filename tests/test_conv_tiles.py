@@ -3,13 +3,15 @@ forward convolutions with many channels on AVX-512, and the stride-1 input gradi
 forward convolution of dY with the flipped, channel-swapped kernel.
 
 A tile is a block of 32 output channels (zero weights past the group's last channel) times up
-to 14 output pixels of one row; a row of W_out pixels is cut into ceil(W_out / 14) nearly
-equal pieces; the image group is first copied zero-padded (or cropped, for the input
-gradient's negative padding); the bias is added in the epilogue. They run where: float32,
-the avx512 path, column stride 1 or 2, C_out/groups >= 16, (C_in/groups)*kH*kW >= 32, not a
-pointwise conv, not the direct plane kernels' (C_in/groups == 1 with C_out/groups < 8, or
-C_in/groups <= 4 with a 3x3 stride-1 dilation-1 kernel), and, for the forward, all-finite
-weights where the conv reads padding.
+to 14 output pixels of one row, or for groups of at most 16 output channels 16 times up to
+28 (narrow); a row of W_out pixels is cut into ceil(W_out / 14) (28) nearly equal pieces;
+K past 1152 is summed in passes of input channels; the image group is first copied
+zero-padded (or cropped, for the input gradient's negative padding); the bias is added in
+the epilogue. They run where: float32, the avx512 path, column stride 1 or 2, C_out/groups
+>= 8, (C_in/groups)*kH*kW >= 32, not a pointwise conv, not the direct plane kernels'
+(C_in/groups == 1 with C_out/groups < 8, or C_in/groups <= 4, or <= 8 with C_out/groups
+<= 16, with a 3x3 stride-1 dilation-1 kernel), and, for the forward, all-finite weights
+where the conv reads padding.
 
 Every test runs on each dispatch path (the cpu_path fixture): on portable and avx2 the same
 shapes take the GEMM path and must give the same results. Small-integer inputs make every
@@ -54,7 +56,7 @@ def _tiles_apply(g):
     """kernels/_conv_tile.pxi tiles_apply, on the avx512 path, for the geometry g."""
     pointwise = (g["kh"] == g["kw"] == 1 and g["sh"] == g["sw"] == 1 and g["ph"] == g["pw"] == 0
                  and g["h_out"] == g["h"] and g["w_out"] == g["w"])
-    return (g["sw"] in (1, 2) and g["cout_g"] >= 16 and g["cin_g"] * g["kh"] * g["kw"] >= 32
+    return (g["sw"] in (1, 2) and g["cout_g"] >= 8 and g["cin_g"] * g["kh"] * g["kw"] >= 32
             and not pointwise)
 
 
@@ -176,6 +178,11 @@ CASES = {
     # narrow tiles in passes: 2 groups of 16 outputs, K = 1188 (2 passes of 66); dX: narrow too
     "narrow_groups2_k_1188_passes": ((2, 264, 3, 31), (32, 132, 3, 3), 1, 1, 1, 2),  # 3 x 31
     "narrow_dx_groups4": ((1, 64, 5, 29), (64, 16, 3, 3), 1, 1, 1, 4),        # 5 x 29; dX 16 per group
+    # 8 to 15 output channels per group: narrow tiles with lanes past the group's channels
+    "narrow_cout8_stride2_groups4": ((2, 40, 9, 29), (32, 10, 3, 3), 2, 1, 1, 4),  # 5 x 15
+    "narrow_cout8_regnety_s2": ((1, 24, 9, 15), (24, 8, 3, 3), 2, 1, 1, 3),   # 5 x 8
+    "narrow_cout12_w40": ((1, 12, 6, 40), (12, 12, 3, 3), 1, 1, 1, 1),        # 6 x 40; dX 12 x 12
+    "narrow_cout15_k5": ((1, 7, 8, 33), (15, 7, 5, 5), 1, 2, 1, 1),           # 8 x 33, K = 175
 }
 
 # W_out from 1 to 30: every row-piece size 1..14 (one piece) and the splits 15 = 8 + 7 up to
@@ -207,14 +214,14 @@ def test_cases_take_the_tiles():
     narrow_widths = {_geometry(*c)["w_out"] for c in ALL_CASES.values() if _geometry(*c)["cout_g"] <= 16}
     assert set(range(1, 31)) | {56, 57} <= narrow_widths
     couts = {_geometry(*c)["cout_g"] for c in ALL_CASES.values()}
-    assert {16, 20, 32, 33, 48, 64} <= couts
+    assert {8, 12, 15, 16, 20, 32, 33, 48, 64} <= couts
     gi = [name for name, c in ALL_CASES.items() if grad_input_takes_tiles(*c)]
     assert {"w56_h7_cout64", "pad3_crop", "dil22_crop", "k1x1_pad1", "groups2_cout32", "s1_w01",
             "s1_w30", "k3x1", "h1_w28", "narrow_dx_groups4", "dx_k_1440_passes"} <= set(gi)
     # the dispatch rules, as the brief gives them: shapes that must not take the tiles
     assert not forward_takes_tiles((1, 4, 8, 8), (32, 4, 3, 3), 1, 1, 1, 1)      # small_direct
     assert not forward_takes_tiles((1, 32, 8, 8), (32, 32, 1, 1), 1, 0, 1, 1)    # pointwise
-    assert not forward_takes_tiles((1, 16, 8, 8), (15, 16, 3, 3), 1, 1, 1, 1)    # C_out/g < 16
+    assert not forward_takes_tiles((1, 16, 8, 8), (7, 16, 3, 3), 1, 1, 1, 1)     # C_out/g < 8
     assert not forward_takes_tiles((1, 3, 8, 8), (32, 3, 3, 3), 2, 1, 1, 1)      # K = 27 < 32
     assert not forward_takes_tiles((1, 16, 8, 9), (32, 16, 3, 3), 3, 1, 1, 1)    # column stride 3
 
