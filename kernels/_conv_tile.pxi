@@ -172,10 +172,14 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef int team, accumulate
-    # groups of at most 16 output channels: 12 x 16 steps (a 64-wide B would be 3/4 zeros)
-    cdef bint narrow = g.cout_g <= FNN_CONVROWS_NARROW_CHANNELS
-    cdef fnn_int panel = FNN_CONVROWS_NARROW_CHANNELS if narrow else FNN_CONVROWS_CHANNELS
-    cdef fnn_int step_rows = FNN_CONVROWS_NARROW_ROWS if narrow else FNN_CONVROWS_ROWS
+    # groups of at most 16 or 32 output channels: 12 x 16 or 12 x 32 steps (a 64-wide B would
+    # be 3/4 or 1/2 zeros)
+    cdef fnn_int panel = FNN_CONVROWS_CHANNELS
+    cdef fnn_int step_rows = FNN_CONVROWS_ROWS
+    if g.cout_g <= 2 * FNN_CONVROWS_NARROW_CHANNELS:
+        panel = (FNN_CONVROWS_NARROW_CHANNELS if g.cout_g <= FNN_CONVROWS_NARROW_CHANNELS
+                 else 2 * FNN_CONVROWS_NARROW_CHANNELS)
+        step_rows = FNN_CONVROWS_NARROW_ROWS
     grad_weight_split(g, &t, nthreads, &nbc, &n_jb, &kchunk, &n_kb)
     items = g.groups * n_kb * n_jb
     team = <int>min(<fnn_int>nthreads, items)

@@ -18,7 +18,7 @@ extern "C" {
 /* the narrow tiles: one vector of output channels */
 #define FNN_CONVTILE_NARROW_CHANNELS 16
 #define FNN_CONVTILE_NARROW_PIXELS 28
-/* the weight gradient's rows kernel: 6 kernel rows x 64 channels, or 12 x 16 */
+/* the weight gradient's rows kernel: 6 kernel rows x 64 channels, or 12 x 16 or 12 x 32 */
 #define FNN_CONVROWS_ROWS 6
 #define FNN_CONVROWS_CHANNELS 64
 #define FNN_CONVROWS_NARROW_ROWS 12
@@ -44,8 +44,8 @@ void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *of
  * b[(r*wout + ow)*channels + j], for i < m, j < n (<= channels): the weight gradient's GEMM
  * step with A read from a zero-padded image's rows (one pointer per kernel row, that is per
  * (channel, tap)) and B = dY^T packed `channels` channels per pixel, 64-byte aligned;
- * channels FNN_CONVROWS_CHANNELS (m <= FNN_CONVROWS_ROWS) or FNN_CONVROWS_NARROW_CHANNELS
- * (m <= FNN_CONVROWS_NARROW_ROWS). + when accumulate, = otherwise. sw 1 or 2. Only where
+ * channels FNN_CONVROWS_CHANNELS (m <= FNN_CONVROWS_ROWS), or FNN_CONVROWS_NARROW_CHANNELS
+ * or twice that (m <= FNN_CONVROWS_NARROW_ROWS). + when accumulate, = otherwise. sw 1 or 2. Only where
  * fnn_convtile_available().
  */
 void fnn_convrows_f32(const float *const *arow, int m, fnn_int nrows, fnn_int wout, fnn_int pitch,

@@ -168,8 +168,8 @@ FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs
  * is dY^T packed 16V channels per pixel. The implicit GEMM gathers those rows into a packed
  * A panel first (an im2col of the K range, then a 6-row interleave): a fifth of the weight
  * gradient's time. Rows past m read row 0 and are not stored; columns past n are masked.
- * Always inlined with constant R, V and SW (1 or 2): 6 x 64, or 12 x 16 for groups of at
- * most 16 output channels, which left three quarters of a 64-wide B on zeros.
+ * Always inlined with constant R, V and SW (1 or 2): 6 x 64, or 12 x 16 and 12 x 32 for
+ * groups of at most 16 and 32 output channels, which left 3/4 and 1/2 of a 64-wide B on zeros.
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
 fnn_convrows_body(const int R, const int V, const int SW, const float *const *arow, int m,
@@ -235,6 +235,13 @@ FNN_TARGET_AVX512 static void fnn_convrows_f32_avx512(const float *const *arow, 
                               accumulate);
         else
             fnn_convrows_body(FNN_CONVROWS_NARROW_ROWS, 1, 2, arow, m, nrows, wout, pitch, b, c, ldc, n,
+                              accumulate);
+    } else if (channels == 2 * FNN_CONVROWS_NARROW_CHANNELS) {
+        if (sw == 1)
+            fnn_convrows_body(FNN_CONVROWS_NARROW_ROWS, 2, 1, arow, m, nrows, wout, pitch, b, c, ldc, n,
+                              accumulate);
+        else
+            fnn_convrows_body(FNN_CONVROWS_NARROW_ROWS, 2, 2, arow, m, nrows, wout, pitch, b, c, ldc, n,
                               accumulate);
     } else if (sw == 1) {
         fnn_convrows_body(FNN_CONVROWS_ROWS, 4, 1, arow, m, nrows, wout, pitch, b, c, ldc, n, accumulate);
