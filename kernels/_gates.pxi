@@ -151,6 +151,42 @@ cdef int step_team(const StepWeights *w, fnn_int m, int nthreads) noexcept nogil
     return <int>min(<fnn_int>nthreads, ceil_div(w.n, w.unit))
 
 
+# Packed weights up to which a team may split a step by rows, each thread running every unit
+# of its rows and so reading all of them each step (from its own L2): the split by units
+# makes every thread read the whole previous state, half of it just written by the other.
+cdef size_t rows_split_max_bytes = 512 * 1024
+
+
+def set_rows_split_max_bytes(size_t limit):
+    """Set the packed-weight size up to which steps may split by rows; returns the old value
+    (0: always by units, for tests and side-by-side timings)."""
+    global rows_split_max_bytes
+    old = rows_split_max_bytes
+    rows_split_max_bytes = limit
+    return old
+
+
+cdef int step_team_rows(const StepWeights *w, fnn_int m, int nthreads, size_t itemsize) noexcept nogil:
+    """Threads for each step of a recurrence of up to m rows split by rows, or 0 where the
+    steps are split by units (step_team) or run on one thread: rows where the weights fit in
+    L2 beside the rest, with two micro-panels of rows per thread at least."""
+    cdef fnn_int team
+    if (nthreads <= 1 or <double>m * w.blocks * w.n * w.k < gates_serial_step_fmas or w.rows_path
+            or <size_t>w.blocks * w.block_elems * itemsize > rows_split_max_bytes):
+        return 0
+    team = min(<fnn_int>nthreads, m // (2 * w.t.mr))
+    return <int>team if team >= 2 else 0
+
+
+cdef inline void step_rows_split(const StepWeights *w, fnn_int m, int part, int parts, fnn_int *r0,
+                                 fnn_int *r1) noexcept nogil:
+    """Part `part` of `parts` of a step's m rows: whole micro-panels each, the same cut for
+    the same m."""
+    cdef fnn_int panels = ceil_div(m, w.t.mr)
+    r0[0] = min(m, (panels * part // parts) * w.t.mr)
+    r1[0] = min(m, (panels * (part + 1) // parts) * w.t.mr)
+
+
 cdef inline fnn_int step_share(const StepWeights *w, int team) noexcept nogil:
     """Hidden units per thread: whole units (panels / NR columns) each."""
     return round_up(ceil_div(w.n, team), w.unit)

@@ -37,9 +37,12 @@ cdef struct GruGrads:
 
 
 cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gates, floating *ghn, floating *gh,
-                          const floating *h0, fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
-    """Units [j0, j1) of step t: gh = h_{t-1} @ w_hh^T, then the cell update."""
+                          const floating *h0, fnn_int t, fnn_int j0, fnn_int j1, int part=0,
+                          int parts=1) noexcept nogil:
+    """Units [j0, j1) of step t: gh = h_{t-1} @ w_hh^T, then the cell update; with parts > 1,
+    all units of this part's share of the step's rows (see step_rows_split)."""
     cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
+    cdef fnn_int r0 = 0, r1 = m
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
     cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
     cdef fnn_int before = 0
@@ -52,19 +55,26 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
         h_prev = hs + before
     if step_apack(w, n, &apack) != 0:
         return -1
-    if j0 >= j1:
+    if parts > 1:
+        step_rows_split(w, m, part, parts, &r0, &r1)
+    if j0 >= j1 or r0 >= r1:
+        if a.hs_out != NULL and part == parts - 1 and j0 < j1:  # the last part zeroes the ended rows
+            unpack_step_rows(hs + here, m, m, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
         return 0
     if h_prev != NULL:
-        step_product(w, m, h_prev, hid, gh, 3 * hid, j0, j1, False, t & 1, apack)
-        gh_in = gh
+        step_product(w, r1 - r0, h_prev + r0 * hid, hid, gh + r0 * 3 * hid, 3 * hid, j0, j1, False, t & 1, apack)
+        gh_in = gh + r0 * 3 * hid
     if floating is float:
-        fnn_gru_cell_f32(m, hid, j0, j1, gates + 3 * first, gh_in, <const float *>a.b_hn, h_prev,
-                         ghn + first if ghn != NULL else NULL, hs + here)
+        fnn_gru_cell_f32(r1 - r0, hid, j0, j1, gates + 3 * (first + r0 * hid), gh_in, <const float *>a.b_hn,
+                         h_prev + r0 * hid if h_prev != NULL else NULL,
+                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + here + r0 * hid)
     else:
-        fnn_gru_cell_f64(m, hid, j0, j1, gates + 3 * first, gh_in, <const double *>a.b_hn, h_prev,
-                         ghn + first if ghn != NULL else NULL, hs + here)
-    if a.hs_out != NULL:
-        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+        fnn_gru_cell_f64(r1 - r0, hid, j0, j1, gates + 3 * (first + r0 * hid), gh_in, <const double *>a.b_hn,
+                         h_prev + r0 * hid if h_prev != NULL else NULL,
+                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + here + r0 * hid)
+    if a.hs_out != NULL:  # the last part also zeroes the ended rows
+        unpack_step_rows(hs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
+                         <floating *>a.hs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -80,6 +90,7 @@ cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept n
     cdef fnn_int t
     cdef int team, rc
     cdef fnn_int width
+    cdef bint by_rows
     cdef int failed = 0
     cdef int *failed_p = &failed
     step_weights_init(&w, dtype_tag, n, hid, hid, 3)
@@ -102,11 +113,22 @@ cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept n
     if rc != 0:
         return rc
     step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
-    team = step_team(&w, n, a.nthreads)
+    team = step_team_rows(&w, n, a.nthreads, sizeof(floating))
+    by_rows = team > 0
+    if not by_rows:
+        team = step_team(&w, n, a.nthreads)
     width = step_share(&w, team)
     for t in range(steps):
         if team <= 1:
             if gru_forward_step(&w, a, gates, <floating *>a.ghn, gh, h0, t, 0, hid) != 0:
+                return -1
+        elif by_rows:
+            with parallel(num_threads=team):
+                _note_team()
+                if gru_forward_step(&w, a, gates, <floating *>a.ghn, gh, h0, t, 0, hid, omp_get_thread_num(),
+                                    omp_get_num_threads()) != 0:
+                    failed_p[0] = 1
+            if failed:
                 return -1
         else:
             with parallel(num_threads=team):

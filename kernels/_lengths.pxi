@@ -19,6 +19,22 @@ cdef inline void unpack_step(const floating *src, fnn_int rows, fnn_int n, const
             memset(dst + b * width + j0, 0, count)
 
 
+cdef inline void unpack_step_rows(const floating *src, fnn_int r0, fnn_int r1, fnn_int zero_from, fnn_int n,
+                                  const fnn_int *rank, floating *dst, fnn_int width, fnn_int j0,
+                                  fnn_int j1) noexcept nogil:
+    """unpack_step for the packed rows [r0, r1) of a step only (the rows one thread of a team
+    computed), and zeros for the sequences at sorted positions zero_from and after (the ended
+    ones, for the one thread that writes them; n: none)."""
+    cdef fnn_int b, r
+    cdef size_t count = (j1 - j0) * sizeof(floating)
+    for b in range(n):
+        r = rank[b]
+        if r0 <= r < r1:
+            memcpy(dst + b * width + j0, src + r * width + j0, count)
+        elif r >= zero_from:
+            memset(dst + b * width + j0, 0, count)
+
+
 cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank, floating *dst,
                            fnn_int width) noexcept nogil:
     """One padded step (n rows at src, in batch order) into its packed rows at dst: the live

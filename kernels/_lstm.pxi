@@ -40,9 +40,11 @@ cdef struct LstmGrads:
 
 
 cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *gates, const floating *h0,
-                           fnn_int t, fnn_int j0, fnn_int j1) noexcept nogil:
-    """Units [j0, j1) of step t: gates[t] += h_{t-1} @ w_hh^T, then the cell update."""
+                           fnn_int t, fnn_int j0, fnn_int j1, int part=0, int parts=1) noexcept nogil:
+    """Units [j0, j1) of step t: gates[t] += h_{t-1} @ w_hh^T, then the cell update; with
+    parts > 1, all units of this part's share of the step's rows (see step_rows_split)."""
     cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
+    cdef fnn_int r0 = 0, r1 = m
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
     cdef fnn_int before = step_start(a.offs, a.n, t - 1) * hid if t > 0 else 0
     cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
@@ -58,17 +60,26 @@ cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *ga
     c_prev = cs + before if t > 0 else <const floating *>a.c0
     if step_apack(w, n, &apack) != 0:
         return -1
-    if j0 >= j1:
+    if parts > 1:
+        step_rows_split(w, m, part, parts, &r0, &r1)
+    if j0 >= j1 or r0 >= r1:
+        if a.hs_out != NULL and part == parts - 1 and j0 < j1:  # the last part zeroes the ended rows
+            unpack_step_rows(hs + here, m, m, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+            unpack_step_rows(cs + here, m, m, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
         return 0
     if h_prev != NULL:
-        step_product(w, m, h_prev, hid, g, 4 * hid, j0, j1, True, t & 1, apack)
+        step_product(w, r1 - r0, h_prev + r0 * hid, hid, g + r0 * 4 * hid, 4 * hid, j0, j1, True, t & 1, apack)
     if floating is float:
-        fnn_lstm_cell_f32(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
+        fnn_lstm_cell_f32(r1 - r0, hid, j0, j1, g + r0 * 4 * hid, c_prev + r0 * hid if c_prev != NULL else NULL,
+                          cs + here + r0 * hid, hs + here + r0 * hid)
     else:
-        fnn_lstm_cell_f64(m, hid, j0, j1, g, c_prev, cs + here, hs + here)
-    if a.hs_out != NULL:
-        unpack_step(hs + here, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
-        unpack_step(cs + here, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
+        fnn_lstm_cell_f64(r1 - r0, hid, j0, j1, g + r0 * 4 * hid, c_prev + r0 * hid if c_prev != NULL else NULL,
+                          cs + here + r0 * hid, hs + here + r0 * hid)
+    if a.hs_out != NULL:  # the last part also zeroes the ended rows
+        unpack_step_rows(hs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
+                         <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+        unpack_step_rows(cs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
+                         <floating *>a.cs_out + t * n * hid, hid, j0, j1)
     return 0
 
 
@@ -83,6 +94,7 @@ cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept
     cdef fnn_int t
     cdef int team, rc
     cdef fnn_int width
+    cdef bint by_rows
     cdef int failed = 0
     cdef int *failed_p = &failed
     step_weights_init(&w, dtype_tag, n, hid, hid, 4)
@@ -106,11 +118,21 @@ cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept
         return rc
     # w_hh^T, one block per gate: block q is rows q*H .. of w_hh, transposed
     step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
-    team = step_team(&w, n, a.nthreads)
+    team = step_team_rows(&w, n, a.nthreads, sizeof(floating))
+    by_rows = team > 0
+    if not by_rows:
+        team = step_team(&w, n, a.nthreads)
     width = step_share(&w, team)
     for t in range(steps):
         if team <= 1:
             if lstm_forward_step(&w, a, gates, h0, t, 0, hid) != 0:
+                return -1
+        elif by_rows:
+            with parallel(num_threads=team):
+                _note_team()
+                if lstm_forward_step(&w, a, gates, h0, t, 0, hid, omp_get_thread_num(), omp_get_num_threads()) != 0:
+                    failed_p[0] = 1
+            if failed:
                 return -1
         else:
             with parallel(num_threads=team):

@@ -198,6 +198,26 @@ def test_patterns_on_every_path(compiled_only, cpu_path, family, pattern, dtype)
                                                                                 parallel=parallel))
 
 
+# a batch of 40 within T = 7: steps of 40 down to 3 live rows, so teams of 2 and 3 threads
+# split the steps by rows where the weights are small (kernels/_gates.pxi split_rows: two
+# micro-panels of rows per thread), and by units once the live rows are few
+ROW_SPLIT_LENGTHS = {
+    "spread": [1 + (b * 5) % 7 for b in range(40)],
+    "all_T": [7] * 40,
+    "most_end_early": [7, 7, 7] + [2] * 37,
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pattern", sorted(ROW_SPLIT_LENGTHS))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_teams_split_steps_by_rows(compiled_only, cpu_path, family, pattern, dtype):
+    p = make_problem(11, family, 7, 40, 6, 20, dtype)
+    for threads in (2, 3):
+        check_against_reference(family, p, ROW_SPLIT_LENGTHS[pattern], dtype,
+                                run=dict(path=cpu_path, threads=threads, parallel=True))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("given", [(False, False, False, False), (True, True, True, True),
                                    (True, False, True, False), (False, True, False, True)],
