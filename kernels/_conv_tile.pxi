@@ -81,7 +81,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     cdef fnn_int pass_ch = ceil_div(g.cin_g, min(g.cin_g, ceil_div(g.kg, TILE_PASS_KG)))
     cdef fnn_int passes = ceil_div(g.cin_g, pass_ch)
     cdef fnn_int img_grp, c, item, blk, oh, j, ow0, npix, co, t, wi, wc, grp
-    cdef fnn_int lo, hi, ps, c0, nc, key
+    cdef fnn_int lo, hi, ps, c0, nc, key, a0, a1
     cdef float *wr
     cdef float *xpad
     cdef fnn_int *padded
@@ -137,8 +137,18 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                 ow0 = j * base + min(j, extra)
                 npix = base + (1 if j < extra else 0)
                 co = grp * g.cout_g + blk * blk_ch
-                fnn_convtile_f32(xpad + oh * g.sh * gp.w + ow0 * g.sw, plane_p, nc, off, taps,
-                                 <int>g.sw, <int>blk_ch, wr + (grp * nblk + blk) * blk_elems + c0 * taps * blk_ch,
+                # the kernel rows [a0, a1) that meet the image at this output row: the others
+                # multiply padding only (zeros, the weights being finite) and are skipped, a
+                # run of taps at either end (24% of DeepLab's dilation-12 layer)
+                a0 = 0
+                while a0 < g.kh and oh * g.sh - g.pt + a0 * g.dh < 0:
+                    a0 = a0 + 1
+                a1 = g.kh
+                while a1 > a0 and oh * g.sh - g.pt + (a1 - 1) * g.dh >= g.h:
+                    a1 = a1 - 1
+                fnn_convtile_f32(xpad + oh * g.sh * gp.w + ow0 * g.sw, plane_p, nc, off + a0 * g.kw,
+                                 (a1 - a0) * g.kw, taps, <int>g.sw, <int>blk_ch,
+                                 wr + (grp * nblk + blk) * blk_elems + (c0 * taps + a0 * g.kw) * blk_ch,
                                  bias + co if bias != NULL and ps == 0 else NULL,
                                  <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
                                  y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p,

@@ -27,15 +27,17 @@
 
 /*
  * NP pixels at input stride SW (1 or 2) of V vectors (16 V output channels): y[o*ys + p] =
- * bias[o] + sum over c < cin, t < taps of wr[(c*taps + t)*16V + o] * x[c*cs + off[t] + p*SW],
- * for output channels o < oc_valid (y += that sum with accumulate). Always inlined with
+ * bias[o] + sum over c < cin, t < taps of wr[(c*wtaps + t)*16V + o] * x[c*cs + off[t] + p*SW],
+ * for output channels o < oc_valid (y += that sum with accumulate): a run of taps used, of
+ * the wtaps each channel's weights hold. Always inlined with
  * constant V, NP and SW: the pixel loop unrolls into straight code with constant
  * displacements, accumulators in registers (V NP <= 28).
  */
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
 fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_RESTRICT x, fnn_int cs,
-                  fnn_int cin, const fnn_int *off, fnn_int taps, const float *FNN_RESTRICT wr,
-                  const float *bias, int oc_valid, float *y, fnn_int ys, int accumulate)
+                  fnn_int cin, const fnn_int *off, fnn_int taps, fnn_int wtaps,
+                  const float *FNN_RESTRICT wr, const float *bias, int oc_valid, float *y, fnn_int ys,
+                  int accumulate)
 {
     const int CH = 16 * V;
     __m512 acc[FNN_CONVTILE_NARROW_PIXELS][2];
@@ -57,12 +59,13 @@ fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_REST
     }
     for (c = 0; c < cin; c++) {
         const float *FNN_RESTRICT xc = x + c * cs;
+        const float *FNN_RESTRICT wc = wr + c * wtaps * CH;
         for (t = 0; t < taps; t++) {
             const float *FNN_RESTRICT xt = xc + off[t];
             FNN_UNROLL(2)
             for (v = 0; v < V; v++)
-                wv[v] = _mm512_load_ps(wr + 16 * v);
-            wr += CH;
+                wv[v] = _mm512_load_ps(wc + 16 * v);
+            wc += CH;
             FNN_UNROLL(28)
             for (p = 0; p < NP; p++) {
                 const __m512 xv = _mm512_set1_ps(xt[p * SW]);
@@ -110,15 +113,17 @@ fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_REST
 #define FNN_TILE_CASE(v, np)                                                                     \
     case np:                                                                                     \
         if (sw == 1)                                                                             \
-            fnn_convtile_body(v, np, 1, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
+            fnn_convtile_body(v, np, 1, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, acc); \
         else                                                                                     \
-            fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wr, bias, oc_valid, y, ys, acc);  \
+            fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, acc); \
         break;
 
-FNN_TARGET_AVX512 static void fnn_convtile_wide(const float *x, fnn_int cs, fnn_int cin,
-                                                const fnn_int *off, fnn_int taps, int sw,
-                                                const float *wr, const float *bias, int oc_valid,
-                                                int np, float *y, fnn_int ys, int acc)
+FNN_TARGET_AVX512 static void fnn_convtile_wide_avx512(const float *x, fnn_int cs, fnn_int cin,
+                                                       const fnn_int *off,
+                                                       fnn_int taps, fnn_int wtaps, int sw,
+                                                       const float *wr, const float *bias,
+                                                       int oc_valid, int np, float *y, fnn_int ys,
+                                                       int acc)
 {
     switch (np) {
         FNN_TILE_CASE(2, 1) FNN_TILE_CASE(2, 2) FNN_TILE_CASE(2, 3) FNN_TILE_CASE(2, 4)
@@ -130,10 +135,12 @@ FNN_TARGET_AVX512 static void fnn_convtile_wide(const float *x, fnn_int cs, fnn_
     }
 }
 
-FNN_TARGET_AVX512 static void fnn_convtile_narrow(const float *x, fnn_int cs, fnn_int cin,
-                                                  const fnn_int *off, fnn_int taps, int sw,
-                                                  const float *wr, const float *bias, int oc_valid,
-                                                  int np, float *y, fnn_int ys, int acc)
+FNN_TARGET_AVX512 static void fnn_convtile_narrow_avx512(const float *x, fnn_int cs, fnn_int cin,
+                                                         const fnn_int *off,
+                                                         fnn_int taps, fnn_int wtaps, int sw,
+                                                         const float *wr, const float *bias,
+                                                         int oc_valid, int np, float *y, fnn_int ys,
+                                                         int acc)
 {
     switch (np) {
         FNN_TILE_CASE(1, 1) FNN_TILE_CASE(1, 2) FNN_TILE_CASE(1, 3) FNN_TILE_CASE(1, 4)
@@ -149,15 +156,16 @@ FNN_TARGET_AVX512 static void fnn_convtile_narrow(const float *x, fnn_int cs, fn
 }
 
 FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
-                                                      const fnn_int *off, fnn_int taps, int sw,
+                                                      const fnn_int *off, fnn_int taps,
+                                                      fnn_int wtaps, int sw,
                                                       int channels, const float *wr,
                                                       const float *bias, int oc_valid, int np,
                                                       float *y, fnn_int ys, int acc)
 {
     if (channels == FNN_CONVTILE_NARROW_CHANNELS)
-        fnn_convtile_narrow(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, acc);
+        fnn_convtile_narrow_avx512(x, cs, cin, off, taps, wtaps, sw, wr, bias, oc_valid, np, y, ys, acc);
     else
-        fnn_convtile_wide(x, cs, cin, off, taps, sw, wr, bias, oc_valid, np, y, ys, acc);
+        fnn_convtile_wide_avx512(x, cs, cin, off, taps, wtaps, sw, wr, bias, oc_valid, np, y, ys, acc);
 }
 
 /*
@@ -262,14 +270,15 @@ int fnn_convtile_available(void)
 }
 
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
-                      int sw, int channels, const float *wr, const float *bias, int oc_valid,
-                      int np, float *y, fnn_int ys, int accumulate)
+                      fnn_int wtaps, int sw, int channels, const float *wr, const float *bias,
+                      int oc_valid, int np, float *y, fnn_int ys, int accumulate)
 {
 #ifdef FNN_X86_64
-    fnn_convtile_f32_avx512(x, cs, cin, off, taps, sw, channels, wr, bias, oc_valid, np, y, ys,
+    fnn_convtile_f32_avx512(x, cs, cin, off, taps, wtaps, sw, channels, wr, bias, oc_valid, np, y, ys,
                             accumulate);
 #else
-    (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)sw, (void)channels, (void)wr, (void)bias;
+    (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)wtaps, (void)sw;
+    (void)channels, (void)wr, (void)bias;
     (void)oc_valid, (void)np, (void)y, (void)ys, (void)accumulate;
 #endif
 }
