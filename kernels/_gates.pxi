@@ -180,6 +180,15 @@ cdef int step_team_rows(const StepWeights *w, fnn_int m, int nthreads, size_t it
     return <int>team if team >= 2 else 0
 
 
+cdef int step_team_split(const StepWeights *w, fnn_int m, int nthreads, size_t itemsize,
+                         bint *by_rows) noexcept nogil:
+    """Threads for each step of a recurrence of up to m rows, and whether they split the
+    steps by rows (step_team_rows) or by units (step_team)."""
+    cdef int team = step_team_rows(w, m, nthreads, itemsize)
+    by_rows[0] = team > 0
+    return team if team > 0 else step_team(w, m, nthreads)
+
+
 cdef inline void step_rows_split(const StepWeights *w, fnn_int m, int part, int parts, fnn_int *r0,
                                  fnn_int *r1) noexcept nogil:
     """Part `part` of `parts` of a step's m rows: whole micro-panels each, the same cut for

@@ -113,10 +113,7 @@ cdef int gru_forward_run(const GruCall *a, const floating *dtype_tag) noexcept n
     if rc != 0:
         return rc
     step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
-    team = step_team_rows(&w, n, a.nthreads, sizeof(floating))
-    by_rows = team > 0
-    if not by_rows:
-        team = step_team(&w, n, a.nthreads)
+    team = step_team_split(&w, n, a.nthreads, sizeof(floating), &by_rows)
     width = step_share(&w, team)
     for t in range(steps):
         if team <= 1:

@@ -2,29 +2,16 @@
 # row moves between it and the padded (T, N, K) arrays (see fastnn/_lengths.py). Plain loops of
 # memcpy: they run in the time of reading and writing each row once.
 
-cdef inline void unpack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank,
-                             floating *dst, fnn_int width, fnn_int j0, fnn_int j1) noexcept nogil:
-    """Columns [j0, j1) of one step's packed rows (rows of them at src) into the padded step at
-    dst (n rows, in batch order), zeros for the sequences that have ended: the forward drivers
-    unpack each step's states right after computing them, while they are in cache. Sequence b
-    sits at sorted position rank[b]; the padded rows are written in order (the hardware
-    prefetchers follow sequential stores, not permuted ones)."""
-    cdef fnn_int b, r
-    cdef size_t count = (j1 - j0) * sizeof(floating)
-    for b in range(n):
-        r = rank[b]
-        if r < rows:
-            memcpy(dst + b * width + j0, src + r * width + j0, count)
-        else:
-            memset(dst + b * width + j0, 0, count)
-
-
 cdef inline void unpack_step_rows(const floating *src, fnn_int r0, fnn_int r1, fnn_int zero_from, fnn_int n,
                                   const fnn_int *rank, floating *dst, fnn_int width, fnn_int j0,
                                   fnn_int j1) noexcept nogil:
-    """unpack_step for the packed rows [r0, r1) of a step only (the rows one thread of a team
-    computed), and zeros for the sequences at sorted positions zero_from and after (the ended
-    ones, for the one thread that writes them; n: none)."""
+    """Columns [j0, j1) of one step's packed rows [r0, r1) (the rows one thread of a team
+    computed; all the step's live rows: 0, rows) into the padded step at dst (n rows, in batch
+    order), and zeros for the sequences at sorted positions zero_from and after (the ended
+    ones, for the one thread that writes them; n: none). The forward drivers unpack each
+    step's states right after computing them, while they are in cache. Sequence b sits at
+    sorted position rank[b]; the padded rows are written in order (the hardware prefetchers
+    follow sequential stores, not permuted ones)."""
     cdef fnn_int b, r
     cdef size_t count = (j1 - j0) * sizeof(floating)
     for b in range(n):

@@ -118,10 +118,7 @@ cdef int lstm_forward_run(const LstmCall *a, const floating *dtype_tag) noexcept
         return rc
     # w_hh^T, one block per gate: block q is rows q*H .. of w_hh, transposed
     step_weights_pack(&w, <const floating *>a.w_hh, hid * hid, 1, hid, packed)
-    team = step_team_rows(&w, n, a.nthreads, sizeof(floating))
-    by_rows = team > 0
-    if not by_rows:
-        team = step_team(&w, n, a.nthreads)
+    team = step_team_split(&w, n, a.nthreads, sizeof(floating), &by_rows)
     width = step_share(&w, team)
     for t in range(steps):
         if team <= 1:

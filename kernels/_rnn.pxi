@@ -122,7 +122,8 @@ cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, const fnn_int *
     if forward:
         activate(out + step_start(offs, n, cur) * hid, rows, hid, c0, c1, act)
         if padded != NULL:
-            unpack_step(out + step_start(offs, n, cur) * hid, rows, n, rank, padded + cur * n * hid, hid, c0, c1)
+            unpack_step_rows(out + step_start(offs, n, cur) * hid, 0, rows, rows, n, rank, padded + cur * n * hid,
+                             hid, c0, c1)
     return 0
 
 

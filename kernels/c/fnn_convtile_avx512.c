@@ -118,13 +118,27 @@ fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_REST
             fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, acc); \
         break;
 
-FNN_TARGET_AVX512 static void fnn_convtile_wide_avx512(const float *x, fnn_int cs, fnn_int cin,
-                                                       const fnn_int *off,
-                                                       fnn_int taps, fnn_int wtaps, int sw,
-                                                       const float *wr, const float *bias,
-                                                       int oc_valid, int np, float *y, fnn_int ys,
-                                                       int acc)
+FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
+                                                      const fnn_int *off, fnn_int taps,
+                                                      fnn_int wtaps, int sw,
+                                                      int channels, const float *wr,
+                                                      const float *bias, int oc_valid, int np,
+                                                      float *y, fnn_int ys, int acc)
 {
+    if (channels == FNN_CONVTILE_NARROW_CHANNELS) {
+        switch (np) {
+            FNN_TILE_CASE(1, 1) FNN_TILE_CASE(1, 2) FNN_TILE_CASE(1, 3) FNN_TILE_CASE(1, 4)
+            FNN_TILE_CASE(1, 5) FNN_TILE_CASE(1, 6) FNN_TILE_CASE(1, 7) FNN_TILE_CASE(1, 8)
+            FNN_TILE_CASE(1, 9) FNN_TILE_CASE(1, 10) FNN_TILE_CASE(1, 11) FNN_TILE_CASE(1, 12)
+            FNN_TILE_CASE(1, 13) FNN_TILE_CASE(1, 14) FNN_TILE_CASE(1, 15) FNN_TILE_CASE(1, 16)
+            FNN_TILE_CASE(1, 17) FNN_TILE_CASE(1, 18) FNN_TILE_CASE(1, 19) FNN_TILE_CASE(1, 20)
+            FNN_TILE_CASE(1, 21) FNN_TILE_CASE(1, 22) FNN_TILE_CASE(1, 23) FNN_TILE_CASE(1, 24)
+            FNN_TILE_CASE(1, 25) FNN_TILE_CASE(1, 26) FNN_TILE_CASE(1, 27) FNN_TILE_CASE(1, 28)
+        default:
+            break;
+        }
+        return;
+    }
     switch (np) {
         FNN_TILE_CASE(2, 1) FNN_TILE_CASE(2, 2) FNN_TILE_CASE(2, 3) FNN_TILE_CASE(2, 4)
         FNN_TILE_CASE(2, 5) FNN_TILE_CASE(2, 6) FNN_TILE_CASE(2, 7) FNN_TILE_CASE(2, 8)
@@ -133,39 +147,6 @@ FNN_TARGET_AVX512 static void fnn_convtile_wide_avx512(const float *x, fnn_int c
     default:
         break;
     }
-}
-
-FNN_TARGET_AVX512 static void fnn_convtile_narrow_avx512(const float *x, fnn_int cs, fnn_int cin,
-                                                         const fnn_int *off,
-                                                         fnn_int taps, fnn_int wtaps, int sw,
-                                                         const float *wr, const float *bias,
-                                                         int oc_valid, int np, float *y, fnn_int ys,
-                                                         int acc)
-{
-    switch (np) {
-        FNN_TILE_CASE(1, 1) FNN_TILE_CASE(1, 2) FNN_TILE_CASE(1, 3) FNN_TILE_CASE(1, 4)
-        FNN_TILE_CASE(1, 5) FNN_TILE_CASE(1, 6) FNN_TILE_CASE(1, 7) FNN_TILE_CASE(1, 8)
-        FNN_TILE_CASE(1, 9) FNN_TILE_CASE(1, 10) FNN_TILE_CASE(1, 11) FNN_TILE_CASE(1, 12)
-        FNN_TILE_CASE(1, 13) FNN_TILE_CASE(1, 14) FNN_TILE_CASE(1, 15) FNN_TILE_CASE(1, 16)
-        FNN_TILE_CASE(1, 17) FNN_TILE_CASE(1, 18) FNN_TILE_CASE(1, 19) FNN_TILE_CASE(1, 20)
-        FNN_TILE_CASE(1, 21) FNN_TILE_CASE(1, 22) FNN_TILE_CASE(1, 23) FNN_TILE_CASE(1, 24)
-        FNN_TILE_CASE(1, 25) FNN_TILE_CASE(1, 26) FNN_TILE_CASE(1, 27) FNN_TILE_CASE(1, 28)
-    default:
-        break;
-    }
-}
-
-FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
-                                                      const fnn_int *off, fnn_int taps,
-                                                      fnn_int wtaps, int sw,
-                                                      int channels, const float *wr,
-                                                      const float *bias, int oc_valid, int np,
-                                                      float *y, fnn_int ys, int acc)
-{
-    if (channels == FNN_CONVTILE_NARROW_CHANNELS)
-        fnn_convtile_narrow_avx512(x, cs, cin, off, taps, wtaps, sw, wr, bias, oc_valid, np, y, ys, acc);
-    else
-        fnn_convtile_wide_avx512(x, cs, cin, off, taps, wtaps, sw, wr, bias, oc_valid, np, y, ys, acc);
 }
 
 /*
