@@ -496,7 +496,10 @@ def conv2d_grad_input(cnp.ndarray dy, cnp.ndarray w, cnp.ndarray dx, tuple strid
         gt = transposed_geom(&g)
         as_forward = not reads_padding(&gt) or (
             all_finite(<float *>w.data, w.size) if is_f32 else all_finite(<double *>w.data, w.size))
-    if as_forward:
+    if not as_forward and not direct and is_f32 and phases_apply(&g) and all_finite(<float *>w.data, w.size):
+        with nogil:
+            rc = tile_grad_input_phases(&g, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)
+    elif as_forward:
         with nogil:
             if is_f32:
                 rc = grad_input_as_forward(&g, &gt, <float *>dy.data, <float *>w.data, <float *>dx.data, num_threads)

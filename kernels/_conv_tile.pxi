@@ -151,7 +151,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                                  wr + (grp * nblk + blk) * blk_elems + (c0 * taps + a0 * g.kw) * blk_ch,
                                  bias + co if bias != NULL and ps == 0 else NULL,
                                  <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
-                                 y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p,
+                                 y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p, 1,
                                  ps > 0)
     return -1 if failed else 0
 
@@ -250,3 +250,214 @@ cdef int grad_weight_rows_impl(const ConvGeom *g, const float *dy, const float *
             store_dwt(g, ct, krows, ncb, dw + (grp * g.cout_g + jc) * g.kg + k_lo)
     return -1 if failed else 0
 
+
+
+# ---- strided input gradients on the tiles, phase by phase -----------------------------------
+#
+# With stride s, the input pixels ih = ph, ph + s, ph + 2s, ... (one phase of the rows) each
+# receive dY through the same kernel rows: those a with ih + pt - a*dh a multiple of s, at dY
+# row ih // s + q_a. Per phase of rows and of columns that is a stride-1 convolution of dY
+# with a piece of the flipped kernel, whose outputs land every s-th pixel of dX: the tiles
+# run it, each dX element written once, instead of cols = W^T dY and a col2im scatter (with
+# a reduction over C_out/groups, 8-16 long in ResNeXt's and RegNet's groups, the scatter's
+# traffic made the input gradient 3x slower than PyTorch's).
+
+# Strides up to this in each direction take the phases (arrays of them live on the stack).
+cdef enum:
+    PHASE_MAX_STRIDE = 4
+
+
+cdef struct PhaseTaps:
+    # one phase of one direction (rows or columns): its outputs ih = first + i*s, i < count,
+    # and the kernel taps reaching them, tap u meeting dY at index i + q[u] (q ascending)
+    fnn_int first, count, ntaps, tap0   # tap0: where its taps start in the shared tables
+
+
+# Output channels per group up to which they do: the GEMM form's reduction is that long,
+# and beyond it the GEMM outruns the tiles (Inception's 384: 39 -> 46 ms; DCGAN's 4x4
+# kernels over 256-512 channels slower too), while at 8-128 the scatter dominated (ResNeXt's
+# 16: 8.8 -> 3.8 ms, a 64-channel 56x56 layer 5.5 -> 4.4, 1 thread).
+cdef fnn_int PHASE_MAX_COUT_G = 128
+
+
+cdef inline bint phases_apply(const ConvGeom *g) noexcept nogil:
+    """Whether a strided float32 input gradient runs on the tiles phase by phase: tiles_apply
+    for the stride-1 convolutions of its phases (dX channels as outputs, dY's as inputs), a
+    short reduction (PHASE_MAX_COUT_G), more taps than phases (with one tap per phase, as
+    U-Net's 2x2 stride-2 up-sampling, the col2im scatter has no overlap to sum: 1.2-1.7x
+    faster than the phases)."""
+    return (_tiles_enabled and fnn_convtile_available() != 0 and (g.sh > 1 or g.sw > 1)
+            and g.sh <= PHASE_MAX_STRIDE and g.sw <= PHASE_MAX_STRIDE and g.cin_g >= 8
+            and g.cout_g <= PHASE_MAX_COUT_G and g.cout_g * g.kh * g.kw >= 32
+            and g.kh * g.kw > g.sh * g.sw and g.h > 0 and g.w > 0)
+
+
+cdef fnn_int phase_taps(fnn_int size, fnn_int out, fnn_int k, fnn_int s, fnn_int pad, fnn_int d,
+                        PhaseTaps *ph, fnn_int *kidx, fnn_int *q, fnn_int *lo, fnn_int *hi) noexcept nogil:
+    """The s phases of one direction (input size `size`, dY size `out`, kernel k, stride s,
+    padding, dilation d): each one's outputs and taps (kernel index kidx, dY shift q, filled
+    from tap0 on), and the dY indices [lo, hi) all of them read. Returns the taps in all (k)."""
+    cdef fnn_int f, a, lift, n = 0
+    lo[0], hi[0] = 0, out
+    for f in range(s):
+        ph[f].first = f
+        ph[f].count = ceil_div(size - f, s) if f < size else 0
+        ph[f].tap0 = n
+        for a in range(k - 1, -1, -1):  # q ascending
+            # f + pad - a d, lifted by a multiple of s to be >= 0 (no negative divisions)
+            lift = (a * d) // s + 1
+            if (f + pad - a * d + lift * s) % s == 0:
+                kidx[n] = a
+                q[n] = (f + pad - a * d + lift * s) // s - lift
+                n += 1
+        ph[f].ntaps = n - ph[f].tap0
+        if ph[f].ntaps > 0 and ph[f].count > 0:
+            lo[0] = min(lo[0], q[ph[f].tap0])
+            hi[0] = max(hi[0], ph[f].count + q[n - 1])
+    return n
+
+
+cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float *w, float *dx,
+                                int nthreads) noexcept nogil:
+    """dX for a strided convolution (phases_apply, all-finite w: the tiles multiply dY's zero
+    padding by it), one stride-1 convolution per phase on the tiles (see above). Items are
+    (image, group, phase, block of dX channels, phase row, piece of the row), split among the
+    team as tile_forward_impl's, each dX element summed in the same order for any team."""
+    cdef PhaseTaps rp[PHASE_MAX_STRIDE]
+    cdef PhaseTaps cp[PHASE_MAX_STRIDE]
+    cdef fnn_int start[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE + 1]
+    cdef fnn_int chunks[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int woff[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int ooff[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int nph = g.sh * g.sw, taps = g.kh * g.kw, plane_out = g.h_out * g.w_out
+    cdef bint narrow = g.cin_g <= FNN_CONVTILE_NARROW_CHANNELS
+    cdef fnn_int blk_ch = FNN_CONVTILE_NARROW_CHANNELS if narrow else FNN_CONVTILE_CHANNELS
+    cdef fnn_int pix = FNN_CONVTILE_NARROW_PIXELS if narrow else FNN_CONVTILE_PIXELS
+    cdef fnn_int nblk = ceil_div(g.cin_g, blk_ch)
+    cdef fnn_int slack = FNN_PLANE_SLACK_BYTES // sizeof(float)
+    cdef fnn_int pass_ch = ceil_div(g.cout_g, min(g.cout_g, ceil_div(g.cout_g * taps, TILE_PASS_KG)))
+    cdef fnn_int passes = ceil_div(g.cout_g, pass_ch)
+    cdef fnn_int rlo, rhi, clo, chi, wp, plane_p, per_group, items, wr_elems, k, f, fr, fc, u, v, nu, nv
+    cdef fnn_int item, img_grp, grp, key, ps, c0, nc, c, rest, blk, i, j, base, extra, ow0, npix
+    cdef fnn_int a0, a1, lo, hi, wc, co, o, cols, blk_elems, wi
+    cdef fnn_int *tab
+    cdef fnn_int *rk
+    cdef fnn_int *rq
+    cdef fnn_int *ck
+    cdef fnn_int *cq
+    cdef fnn_int *off
+    cdef float *wr
+    cdef float *dst
+    cdef float *xpad
+    cdef fnn_int *padded
+    cdef fnn_plane_geom pg
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team
+    tab = <fnn_int *>malloc((2 * g.kh + 2 * g.kw + taps) * sizeof(fnn_int))
+    if tab == NULL:
+        return -1
+    rk, rq, ck, cq, off = tab, tab + g.kh, tab + 2 * g.kh, tab + 2 * g.kh + g.kw, tab + 2 * g.kh + 2 * g.kw
+    phase_taps(g.h, g.h_out, g.kh, g.sh, g.pt, g.dh, rp, rk, rq, &rlo, &rhi)
+    phase_taps(g.w, g.w_out, g.kw, g.sw, g.pl, g.dw, cp, ck, cq, &clo, &chi)
+    # dY zero-padded once for every phase: rows [rlo, rhi), columns [clo, chi)
+    pg.h, pg.w, pg.kh, pg.kw, pg.sh, pg.sw, pg.dh, pg.dw = g.h_out, g.w_out, 1, 1, 1, 1, 1, 1
+    pg.pt, pg.pl, pg.h_out, pg.w_out = -rlo, -clo, rhi - rlo, chi - clo
+    wp = chi - clo
+    plane_p = (rhi - rlo) * wp + slack
+    # per phase: its items, its weights' place, its taps' offsets in the padded planes
+    start[0] = 0
+    wr_elems = 0
+    k = 0
+    for f in range(nph):
+        fr, fc = f // g.sw, f % g.sw
+        nu, nv = rp[fr].ntaps, cp[fc].ntaps
+        chunks[f] = ceil_div(cp[fc].count, pix)
+        start[f + 1] = start[f] + (nblk * rp[fr].count * chunks[f] if cp[fc].count > 0 else 0)
+        woff[f] = wr_elems
+        wr_elems += g.groups * nblk * blk_ch * g.cout_g * nu * nv
+        ooff[f] = k
+        for u in range(nu):
+            for v in range(nv):
+                off[k] = (rq[rp[fr].tap0 + u] - rlo) * wp + cq[cp[fc].tap0 + v] - clo
+                k += 1
+    per_group = start[nph]
+    items = g.n * g.groups * per_group
+    team = <int>min(<fnn_int>nthreads, max(items, <fnn_int>1))
+    wr = <float *>fnn_thread_scratch(FNN_SCRATCH_SHARED, max(wr_elems, <fnn_int>1) * sizeof(float))
+    if wr == NULL:
+        free(tab)
+        return -1
+    # wr, phase f, group, block: [dY channel co][phase tap (u, v)][dX channel o] =
+    # w[grp*cout_g + co][blk*blk_ch + o][kidx_u, kidx_v], zero past the group's channels
+    for f in range(nph):
+        fr, fc = f // g.sw, f % g.sw
+        nu, nv = rp[fr].ntaps, cp[fc].ntaps
+        blk_elems = blk_ch * g.cout_g * nu * nv
+        for wi in prange(g.groups * nblk, schedule='static', num_threads=team):
+            grp = wi // nblk
+            wc = (wi % nblk) * blk_ch
+            cols = min(blk_ch, g.cin_g - wc)
+            dst = wr + woff[f] + wi * blk_elems
+            for co in range(g.cout_g):
+                for u in range(nu):
+                    for v in range(nv):
+                        for o in range(cols):
+                            dst[o] = w[((grp * g.cout_g + co) * g.cin_g + wc + o) * taps
+                                       + rk[rp[fr].tap0 + u] * g.kw + ck[cp[fc].tap0 + v]]
+                        for o in range(cols, blk_ch):
+                            dst[o] = 0
+                        dst = dst + blk_ch
+    with parallel(num_threads=team):
+        _note_team()
+        lo = items * omp_get_thread_num() // omp_get_num_threads()
+        hi = items * (omp_get_thread_num() + 1) // omp_get_num_threads()
+        padded = <fnn_int *>fnn_thread_scratch(FNN_SCRATCH_OWN, 64 + pass_ch * plane_p * sizeof(float))
+        if padded == NULL:
+            failed_p[0] = 1
+            hi = lo
+        else:
+            padded[0] = -1
+        xpad = <float *>(padded + 64 // sizeof(fnn_int))
+        for ps in range(passes):
+            c0 = ps * pass_ch
+            nc = min(pass_ch, g.cout_g - c0)
+            for item in range(lo, hi):
+                img_grp = item // per_group
+                grp = img_grp % g.groups
+                key = img_grp * passes + ps
+                if padded[0] != key:
+                    for c in range(nc):
+                        fnn_plane_pad_f32(&pg, dy + (img_grp * g.cout_g + c0 + c) * plane_out, xpad + c * plane_p, wp)
+                    padded[0] = key
+                rest = item % per_group
+                f = 0
+                while rest >= start[f + 1]:
+                    f = f + 1
+                rest = rest - start[f]
+                fr, fc = f // g.sw, f % g.sw
+                nu, nv = rp[fr].ntaps, cp[fc].ntaps
+                blk = rest // (rp[fr].count * chunks[f])
+                i = (rest // chunks[f]) % rp[fr].count
+                j = rest % chunks[f]
+                base = cp[fc].count // chunks[f]
+                extra = cp[fc].count - base * chunks[f]
+                ow0 = j * base + min(j, extra)
+                npix = base + (1 if j < extra else 0)
+                # the phase's kernel rows that meet dY at this row (the rest multiply padding)
+                a0 = 0
+                while a0 < nu and i + rq[rp[fr].tap0 + a0] < 0:
+                    a0 = a0 + 1
+                a1 = nu
+                while a1 > a0 and i + rq[rp[fr].tap0 + a1 - 1] >= g.h_out:
+                    a1 = a1 - 1
+                fnn_convtile_f32(xpad + i * wp + ow0, plane_p, nc, off + ooff[f] + a0 * nv, (a1 - a0) * nv,
+                                 nu * nv, 1, <int>blk_ch,
+                                 wr + woff[f] + (grp * nblk + blk) * blk_ch * g.cout_g * nu * nv
+                                 + (c0 * nu * nv + a0 * nv) * blk_ch,
+                                 NULL, <int>min(blk_ch, g.cin_g - blk * blk_ch), <int>npix,
+                                 dx + ((img_grp // g.groups) * g.c_in + grp * g.cin_g + blk * blk_ch) * g.h * g.w
+                                 + (rp[fr].first + i * g.sh) * g.w + cp[fc].first + ow0 * g.sw,
+                                 g.h * g.w, g.sw, ps > 0)
+    free(tab)
+    return -1 if failed else 0

@@ -83,6 +83,17 @@ def grad_input_takes_tiles(*case):
     return _tiles_apply(t)
 
 
+def grad_input_takes_phases(*case):
+    """Whether the input gradient of this (finite-weight) case runs on the tiles phase by phase
+    on avx512 (kernels/_conv_tile.pxi phases_apply): a stride above 1 (at most 4 each way),
+    at least 8 input and at most 128 output channels per group, (C_out/groups) kH kW >= 32,
+    more taps than phases."""
+    g = _geometry(*case)
+    if (g["sh"], g["sw"]) == (1, 1) or max(g["sh"], g["sw"]) > 4:
+        return False
+    return (g["cin_g"] >= 8 and g["cout_g"] <= 128 and g["cout_g"] * g["kh"] * g["kw"] >= 32
+            and g["kh"] * g["kw"] > g["sh"] * g["sw"])
+
 
 def y_shape(x_shape, w_shape, stride, padding, dilation, groups):
     g = _geometry(x_shape, w_shape, stride, padding, dilation, groups)
@@ -224,6 +235,55 @@ def test_cases_take_the_tiles():
     assert not forward_takes_tiles((1, 16, 8, 8), (7, 16, 3, 3), 1, 1, 1, 1)     # C_out/g < 8
     assert not forward_takes_tiles((1, 3, 8, 8), (32, 3, 3, 3), 2, 1, 1, 1)      # K = 27 < 32
     assert not forward_takes_tiles((1, 16, 8, 9), (32, 16, 3, 3), 3, 1, 1, 1)    # column stride 3
+
+
+# Strided input gradients phase by phase (tile_grad_input_phases): dX pixels ph, ph + s, ...
+# of a row take the kernel rows a with ph + pad - a d a multiple of s. Strides 2 to 4, odd
+# sizes (phases of unequal length), dilations, paddings past the kernel, phases with no tap
+# (kernel 2 rows, stride 3: dX's row phase 2 is zero), narrow and wide tiles (8-16 and 17-40
+# dX channels per group), groups, and 64 output channels of a 5x5 (K = 1600, two passes of 32).
+PHASES = {
+    "ph_resnext_s2_g2": ((2, 32, 13, 15), (32, 16, 3, 3), 2, 1, 1, 2),
+    "ph_regnety_cout8_s2_g3": ((1, 24, 9, 11), (24, 8, 3, 3), 2, 1, 1, 3),
+    "ph_wide_cin40_s2_pad0": ((2, 40, 11, 17), (24, 40, 3, 3), 2, 0, 1, 1),
+    "ph_k4_s2_dcgan": ((1, 24, 12, 14), (16, 24, 4, 4), 2, 1, 1, 1),
+    "ph_k5_s3_pad2": ((1, 16, 14, 19), (16, 16, 5, 5), 3, 2, 1, 1),
+    "ph_k2x3_s3x1_empty_phase": ((2, 16, 10, 9), (20, 16, 2, 3), (3, 1), (0, 1), 1, 1),
+    "ph_k5_s4_dil2": ((1, 16, 17, 21), (12, 16, 5, 5), 4, 2, 2, 1),
+    "ph_k3x5_s2x3_dil31": ((1, 12, 16, 23), (16, 12, 3, 5), (2, 3), (3, 2), (3, 1), 1),
+    "ph_s2_w1_h1": ((1, 16, 1, 1), (32, 16, 3, 3), 2, 1, 1, 1),
+    "ph_s2_pad_past_kernel": ((1, 16, 5, 6), (16, 16, 3, 3), 2, 3, 1, 1),
+    "ph_k3_s2_w57_narrow": ((1, 16, 3, 57), (16, 16, 3, 3), 2, 1, 1, 1),
+    "ph_k3_s2_w31_wide": ((1, 33, 4, 31), (16, 33, 3, 3), (1, 2), 1, 1, 1),
+    "ph_k_1600_passes": ((1, 16, 9, 11), (64, 16, 5, 5), 2, 2, 1, 1),
+}
+
+
+def test_phase_cases_take_the_phases():
+    """The premise of PHASES: every input gradient there runs phase by phase on avx512, and the
+    rules as given: none at stride 1, past 128 output channels per group, below 8 input
+    channels per group, or with one tap per phase (U-Net's 2x2 stride-2 up-sampling)."""
+    for name, case in PHASES.items():
+        assert grad_input_takes_phases(*case), name
+    assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1)
+    assert not grad_input_takes_phases((1, 16, 8, 8), (129, 16, 3, 3), 2, 1, 1, 1)
+    assert not grad_input_takes_phases((1, 7, 8, 8), (32, 7, 3, 3), 2, 1, 1, 1)
+    assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 2, 2), 2, 0, 1, 1)
+    assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 1, 1), 2, 0, 1, 1)
+
+
+@pytest.mark.parametrize("case", sorted(PHASES))
+def test_phases_exact(compiled_only, cpu_path, case):
+    inputs, want, _ = exact_problem(2000 + sorted(PHASES).index(case), PHASES[case])
+    x, w, _, dy = (a.copy() for a in inputs)
+    args = PHASES[case][2:]
+    for threads in (1, 3):
+        got = at_threads(threads, lambda: fastnn.conv2d_backward(dy, x, w, *args, needs_weight_grad=False,
+                                                                 needs_bias_grad=False)[0])
+        np.testing.assert_array_equal(got, want[1], err_msg=f"{case} threads={threads}")
+    off = at_threads(3, lambda: without_tiles(
+        lambda: fastnn.conv2d_backward(dy, x, w, *args, needs_weight_grad=False, needs_bias_grad=False)[0]))
+    np.testing.assert_array_equal(off, want[1], err_msg=f"{case}: tiles forbidden")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

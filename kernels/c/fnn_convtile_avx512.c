@@ -26,7 +26,7 @@
 
 
 /*
- * NP pixels at input stride SW (1 or 2) of V vectors (16 V output channels): y[o*ys + p] =
+ * NP pixels at input stride SW (1 or 2) of V vectors (16 V output channels): y[o*ys + p*yp] =
  * bias[o] + sum over c < cin, t < taps of wr[(c*wtaps + t)*16V + o] * x[c*cs + off[t] + p*SW],
  * for output channels o < oc_valid (y += that sum with accumulate): a run of taps used, of
  * the wtaps each channel's weights hold. Always inlined with
@@ -37,7 +37,7 @@ FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
 fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_RESTRICT x, fnn_int cs,
                   fnn_int cin, const fnn_int *off, fnn_int taps, fnn_int wtaps,
                   const float *FNN_RESTRICT wr, const float *bias, int oc_valid, float *y, fnn_int ys,
-                  int accumulate)
+                  fnn_int yp, int accumulate)
 {
     const int CH = 16 * V;
     __m512 acc[FNN_CONVTILE_NARROW_PIXELS][2];
@@ -95,6 +95,14 @@ fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_REST
         for (v = 0; v < V; v++)
             _mm512_store_ps(buf + p * CH + 16 * v, acc[p][v]);
     }
+    if (yp != 1) { /* one phase of a strided input gradient: every yp-th pixel of a row */
+        for (o = 0; o < oc_valid; o++) {
+            FNN_UNROLL(28)
+            for (p = 0; p < NP; p++)
+                y[o * ys + p * yp] = accumulate ? y[o * ys + p * yp] + buf[p * CH + o] : buf[p * CH + o];
+        }
+        return;
+    }
     if (accumulate) {
         for (o = 0; o < oc_valid; o++) {
             FNN_UNROLL(28)
@@ -113,9 +121,9 @@ fnn_convtile_body(const int V, const int NP, const int SW, const float *FNN_REST
 #define FNN_TILE_CASE(v, np)                                                                     \
     case np:                                                                                     \
         if (sw == 1)                                                                             \
-            fnn_convtile_body(v, np, 1, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, acc); \
+            fnn_convtile_body(v, np, 1, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, yp, acc); \
         else                                                                                     \
-            fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, acc); \
+            fnn_convtile_body(v, np, 2, x, cs, cin, off, taps, wtaps, wr, bias, oc_valid, y, ys, yp, acc); \
         break;
 
 FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs, fnn_int cin,
@@ -123,7 +131,7 @@ FNN_TARGET_AVX512 static void fnn_convtile_f32_avx512(const float *x, fnn_int cs
                                                       fnn_int wtaps, int sw,
                                                       int channels, const float *wr,
                                                       const float *bias, int oc_valid, int np,
-                                                      float *y, fnn_int ys, int acc)
+                                                      float *y, fnn_int ys, fnn_int yp, int acc)
 {
     if (channels == FNN_CONVTILE_NARROW_CHANNELS) {
         switch (np) {
@@ -252,15 +260,15 @@ int fnn_convtile_available(void)
 
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
                       fnn_int wtaps, int sw, int channels, const float *wr, const float *bias,
-                      int oc_valid, int np, float *y, fnn_int ys, int accumulate)
+                      int oc_valid, int np, float *y, fnn_int ys, fnn_int yp, int accumulate)
 {
 #ifdef FNN_X86_64
     fnn_convtile_f32_avx512(x, cs, cin, off, taps, wtaps, sw, channels, wr, bias, oc_valid, np, y, ys,
-                            accumulate);
+                            yp, accumulate);
 #else
     (void)x, (void)cs, (void)cin, (void)off, (void)taps, (void)wtaps, (void)sw;
     (void)channels, (void)wr, (void)bias;
-    (void)oc_valid, (void)np, (void)y, (void)ys, (void)accumulate;
+    (void)oc_valid, (void)np, (void)y, (void)ys, (void)yp, (void)accumulate;
 #endif
 }
 
