@@ -80,7 +80,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
     cdef fnn_int items = g.n * g.groups * per_group
     cdef fnn_int pass_ch = ceil_div(g.cin_g, min(g.cin_g, ceil_div(g.kg, TILE_PASS_KG)))
     cdef fnn_int passes = ceil_div(g.cin_g, pass_ch)
-    cdef fnn_int img_grp, c, item, blk, oh, j, ow0, npix, co, t, wi, wc, grp
+    cdef fnn_int img_grp, img, c, item, blk, oh, j, ow0, npix, co, t, wi, wc, grp
     cdef fnn_int lo, hi, ps, c0, nc, key, a0, a1
     cdef float *wr
     cdef float *xpad
@@ -122,18 +122,20 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
         for ps in range(passes):
             c0 = ps * pass_ch
             nc = min(pass_ch, g.cin_g - c0)
-            for item in range(lo, hi):
-                img_grp = item // per_group  # image * groups + group
+            if lo < hi:  # this run's first item, decoded; the rest follow it as an odometer
+                img_grp = lo // per_group  # image * groups + group
                 grp = img_grp % g.groups
+                img = img_grp // g.groups
+                blk = (lo // (g.h_out * n_chunks)) % nblk
+                oh = (lo // n_chunks) % g.h_out
+                j = lo % n_chunks
+            for item in range(lo, hi):
                 key = img_grp * passes + ps
                 if padded[0] != key:
                     for c in range(nc):
                         fnn_plane_pad_f32(&pg, x + (img_grp * g.cin_g + c0 + c) * plane_in, xpad + c * plane_p,
                                           gp.w)
                     padded[0] = key
-                blk = (item // (g.h_out * n_chunks)) % nblk
-                oh = (item // n_chunks) % g.h_out
-                j = item % n_chunks
                 ow0 = j * base + min(j, extra)
                 npix = base + (1 if j < extra else 0)
                 co = grp * g.cout_g + blk * blk_ch
@@ -151,8 +153,23 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                                  wr + (grp * nblk + blk) * blk_elems + (c0 * taps + a0 * g.kw) * blk_ch,
                                  bias + co if bias != NULL and ps == 0 else NULL,
                                  <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
-                                 y + ((img_grp // g.groups) * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p, 1,
-                                 ps > 0)
+                                 y + (img * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p, 1, ps > 0)
+                # the next item: piece j of output row oh of block blk of img_grp (the five
+                # divisions of decoding every item cost a tenth of a small tile's time)
+                j = j + 1
+                if j == n_chunks:
+                    j = 0
+                    oh = oh + 1
+                    if oh == g.h_out:
+                        oh = 0
+                        blk = blk + 1
+                        if blk == nblk:
+                            blk = 0
+                            img_grp = img_grp + 1
+                            grp = grp + 1
+                            if grp == g.groups:
+                                grp = 0
+                                img = img + 1
     return -1 if failed else 0
 
 
@@ -329,6 +346,12 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
     cdef fnn_int chunks[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
     cdef fnn_int woff[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
     cdef fnn_int ooff[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int prows[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int pbase[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int pextra[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int prow_of[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int pcol_of[PHASE_MAX_STRIDE * PHASE_MAX_STRIDE]
+    cdef fnn_int f_first = -1
     cdef fnn_int nph = g.sh * g.sw, taps = g.kh * g.kw, plane_out = g.h_out * g.w_out
     cdef bint narrow = g.cin_g <= FNN_CONVTILE_NARROW_CHANNELS
     cdef fnn_int blk_ch = FNN_CONVTILE_NARROW_CHANNELS if narrow else FNN_CONVTILE_CHANNELS
@@ -338,7 +361,7 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
     cdef fnn_int pass_ch = ceil_div(g.cout_g, min(g.cout_g, ceil_div(g.cout_g * taps, TILE_PASS_KG)))
     cdef fnn_int passes = ceil_div(g.cout_g, pass_ch)
     cdef fnn_int rlo, rhi, clo, chi, wp, plane_p, per_group, items, wr_elems, k, f, fr, fc, u, v, nu, nv
-    cdef fnn_int item, img_grp, grp, key, ps, c0, nc, c, rest, blk, i, j, base, extra, ow0, npix
+    cdef fnn_int item, img_grp, img, grp, key, ps, c0, nc, c, rest, blk, i, j, ow0, npix
     cdef fnn_int a0, a1, lo, hi, wc, co, o, cols, blk_elems, wi
     cdef fnn_int *tab
     cdef fnn_int *rk
@@ -374,6 +397,12 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
         nu, nv = rp[fr].ntaps, cp[fc].ntaps
         chunks[f] = ceil_div(cp[fc].count, pix)
         start[f + 1] = start[f] + (nblk * rp[fr].count * chunks[f] if cp[fc].count > 0 else 0)
+        prows[f] = rp[fr].count
+        prow_of[f], pcol_of[f] = fr, fc
+        pbase[f] = cp[fc].count // chunks[f] if chunks[f] > 0 else 0
+        pextra[f] = cp[fc].count - pbase[f] * chunks[f]
+        if f_first < 0 and start[f + 1] > start[f]:
+            f_first = f
         woff[f] = wr_elems
         wr_elems += g.groups * nblk * blk_ch * g.cout_g * nu * nv
         ooff[f] = k
@@ -422,28 +451,28 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
         for ps in range(passes):
             c0 = ps * pass_ch
             nc = min(pass_ch, g.cout_g - c0)
-            for item in range(lo, hi):
-                img_grp = item // per_group
+            if lo < hi:  # this run's first item, decoded; the rest follow it as an odometer
+                img_grp = lo // per_group
                 grp = img_grp % g.groups
+                img = img_grp // g.groups
+                rest = lo % per_group
+                f = 0
+                while rest >= start[f + 1]:
+                    f = f + 1
+                rest = rest - start[f]
+                blk = rest // (prows[f] * chunks[f])
+                i = (rest // chunks[f]) % prows[f]
+                j = rest % chunks[f]
+            for item in range(lo, hi):
                 key = img_grp * passes + ps
                 if padded[0] != key:
                     for c in range(nc):
                         fnn_plane_pad_f32(&pg, dy + (img_grp * g.cout_g + c0 + c) * plane_out, xpad + c * plane_p, wp)
                     padded[0] = key
-                rest = item % per_group
-                f = 0
-                while rest >= start[f + 1]:
-                    f = f + 1
-                rest = rest - start[f]
-                fr, fc = f // g.sw, f % g.sw
+                fr, fc = prow_of[f], pcol_of[f]
                 nu, nv = rp[fr].ntaps, cp[fc].ntaps
-                blk = rest // (rp[fr].count * chunks[f])
-                i = (rest // chunks[f]) % rp[fr].count
-                j = rest % chunks[f]
-                base = cp[fc].count // chunks[f]
-                extra = cp[fc].count - base * chunks[f]
-                ow0 = j * base + min(j, extra)
-                npix = base + (1 if j < extra else 0)
+                ow0 = j * pbase[f] + min(j, pextra[f])
+                npix = pbase[f] + (1 if j < pextra[f] else 0)
                 # the phase's kernel rows that meet dY at this row (the rest multiply padding)
                 a0 = 0
                 while a0 < nu and i + rq[rp[fr].tap0 + a0] < 0:
@@ -456,8 +485,28 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
                                  wr + woff[f] + (grp * nblk + blk) * blk_ch * g.cout_g * nu * nv
                                  + (c0 * nu * nv + a0 * nv) * blk_ch,
                                  NULL, <int>min(blk_ch, g.cin_g - blk * blk_ch), <int>npix,
-                                 dx + ((img_grp // g.groups) * g.c_in + grp * g.cin_g + blk * blk_ch) * g.h * g.w
+                                 dx + (img * g.c_in + grp * g.cin_g + blk * blk_ch) * g.h * g.w
                                  + (rp[fr].first + i * g.sh) * g.w + cp[fc].first + ow0 * g.sw,
                                  g.h * g.w, g.sw, ps > 0)
+                # the next item: piece j of phase row i of block blk of phase f of img_grp
+                j = j + 1
+                if j == chunks[f]:
+                    j = 0
+                    i = i + 1
+                    if i == prows[f]:
+                        i = 0
+                        blk = blk + 1
+                        if blk == nblk:
+                            blk = 0
+                            f = f + 1
+                            while f < nph and start[f + 1] == start[f]:
+                                f = f + 1
+                            if f == nph:
+                                f = f_first
+                                img_grp = img_grp + 1
+                                grp = grp + 1
+                                if grp == g.groups:
+                                    grp = 0
+                                    img = img + 1
     free(tab)
     return -1 if failed else 0

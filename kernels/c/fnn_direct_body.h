@@ -478,7 +478,21 @@ static FNN_FORCE_INLINE void FNN_SFX(put_row)(T *FNN_RESTRICT d, fnn_int width, 
         memcpy(d + hi - FNN_VL, &v, sizeof v);
         return;
     }
-    for (; c < hi; c++)
+    /* a row shorter than a vector: fixed-size pieces (a loop here became a memmove call per
+     * row, a tenth of a 14x14 grouped layer's forward) */
+    if (hi - c >= 8) {
+        memcpy(d + c, s + (c - lo), 8 * sizeof(T));
+        c += 8;
+    }
+    if (hi - c >= 4) {
+        memcpy(d + c, s + (c - lo), 4 * sizeof(T));
+        c += 4;
+    }
+    if (hi - c >= 2) {
+        memcpy(d + c, s + (c - lo), 2 * sizeof(T));
+        c += 2;
+    }
+    if (hi - c >= 1)
         d[c] = s[c - lo];
 }
 
