@@ -244,17 +244,23 @@ def test_backward_flags_and_bias_grad(compiled_only, cpu_path, case, dtype):
 # stride-1, stride-2 and general-stride gathers, row runs cut at NR-wide panel edges.
 # grad_weight: dW^T = cols * dY^T, K cut into ranges for the team. grad_input: stride 1 runs
 # as a forward conv of dY with the flipped, channel-swapped kernel (crop when the padding is
-# wider than the kernel); other strides scatter with col2im (stride 2 and general).
+# wider than the kernel), except with few input channels per group (below 8, or below 16 with
+# 32 or more outputs: "stride1_padded", "crop_padding" and "wide_rows" take col2im, their
+# "_forward_form" twins the forward form); other strides scatter with col2im (stride 2 and
+# general).
 # (x shape, w shape, stride, padding, dilation, groups)
 GEMM_CASES = {
     "pointwise": ((2, 14, 7, 9), (4, 14, 1, 1), 1, 0, 1, 1),
     "pointwise_strided": ((2, 14, 7, 9), (4, 14, 1, 1), 2, 0, 1, 1),
     "stride1_padded": ((2, 4, 9, 13), (5, 4, 3, 3), 1, 1, 1, 1),
     "crop_padding": ((2, 3, 6, 10), (3, 3, 2, 3), 1, (3, 0), 1, 1),
+    "crop_padding_forward_form": ((2, 16, 6, 10), (3, 16, 2, 3), 1, (3, 0), 1, 1),
+    "stride1_padded_forward_form": ((2, 16, 9, 13), (5, 16, 3, 3), 1, 1, 1, 1),
+    "wide_rows_forward_form": ((2, 12, 5, 70), (4, 12, 3, 3), 1, 1, 1, 1),
     "dilated_groups": ((1, 6, 11, 12), (4, 3, 3, 2), 1, (2, 1), (2, 1), 2),
     "stride2": ((2, 3, 15, 21), (6, 3, 3, 3), 2, 1, 1, 1),
     "stride_2_3": ((2, 2, 13, 17), (3, 2, 2, 4), (2, 3), (1, 2), 1, 1),
-    "wide_rows": ((1, 3, 5, 70), (4, 3, 3, 3), 1, 1, 1, 1),
+    "wide_rows": ((2, 3, 5, 70), (4, 3, 3, 3), 1, 1, 1, 1),  # col2im: a team over 2 images
     "tall_k": ((2, 40, 8, 8), (8, 40, 3, 3), 1, 1, 1, 1),
 }
 
@@ -319,8 +325,8 @@ def test_grad_input_inf_weight_keeps_padding_absent(cpu_path, dtype):
     """An Inf weight rules out the stride-1 forward form of grad_input where dY's padding would
     meet it (0 * Inf): the col2im form runs instead and matches the reference's NaN pattern."""
     rng = np.random.default_rng(5)
-    x = small_ints(rng, (1, 3, 6, 7), dtype)
-    w = small_ints(rng, (4, 3, 3, 3), dtype)
+    x = small_ints(rng, (1, 16, 6, 7), dtype)  # 16 input channels: the forward form's kind
+    w = small_ints(rng, (4, 16, 3, 3), dtype)
     w[1, 2, 0, 0] = np.inf
     dy = small_ints(rng, (1, 4, 6, 7), dtype)
     gi = fastnn.conv2d_backward(dy, x, w, 1, 1)[0]

@@ -78,6 +78,9 @@ def grad_input_takes_tiles(*case):
     g = _geometry(*case)
     if (g["sh"], g["sw"]) != (1, 1) or g["cin_g"] == 1 or _small_direct(g) or g["cout_g"] == 0:
         return False
+    pointwise = (g["kh"] == g["kw"] == 1 and g["ph"] == g["pw"] == 0)
+    if not pointwise and (g["cin_g"] < 8 or (g["cin_g"] < 16 and g["cout_g"] >= 32)):
+        return False  # kernels/_conv.pxi few_input_channels: the col2im form
     t = dict(g, h=g["h_out"], w=g["w_out"], h_out=g["h"], w_out=g["w"], cin_g=g["cout_g"], cout_g=g["cin_g"],
              ph=(g["kh"] - 1) * g["dh"] - g["ph"], pw=(g["kw"] - 1) * g["dw"] - g["pw"])
     return _tiles_apply(t)
