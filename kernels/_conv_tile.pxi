@@ -297,6 +297,15 @@ cdef struct PhaseTaps:
 cdef fnn_int PHASE_MAX_COUT_G = 128
 
 
+def set_phase_max_cout_g(fnn_int limit):
+    """Set the output channels per group up to which strided input gradients take the phases;
+    returns the old value (0: never, for side-by-side timings)."""
+    global PHASE_MAX_COUT_G
+    old = PHASE_MAX_COUT_G
+    PHASE_MAX_COUT_G = limit
+    return old
+
+
 cdef inline bint phases_apply(const ConvGeom *g) noexcept nogil:
     """Whether a strided float32 input gradient runs on the tiles phase by phase: tiles_apply
     for the stride-1 convolutions of its phases (dX channels as outputs, dY's as inputs), a

@@ -287,6 +287,12 @@ def test_phases_exact(compiled_only, cpu_path, case):
     off = at_threads(3, lambda: without_tiles(
         lambda: fastnn.conv2d_backward(dy, x, w, *args, needs_weight_grad=False, needs_bias_grad=False)[0]))
     np.testing.assert_array_equal(off, want[1], err_msg=f"{case}: tiles forbidden")
+    old = KERNELS.set_phase_max_cout_g(0)  # the col2im form, the tiles allowed elsewhere
+    try:
+        scatter = fastnn.conv2d_backward(dy, x, w, *args, needs_weight_grad=False, needs_bias_grad=False)[0]
+    finally:
+        assert KERNELS.set_phase_max_cout_g(old) == 0
+    np.testing.assert_array_equal(scatter, want[1], err_msg=f"{case}: phases switched off")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
