@@ -153,7 +153,7 @@ cdef int tile_forward_impl(const ConvGeom *g, const float *x, const float *w, co
                                  wr + (grp * nblk + blk) * blk_elems + (c0 * taps + a0 * g.kw) * blk_ch,
                                  bias + co if bias != NULL and ps == 0 else NULL,
                                  <int>min(blk_ch, g.cout_g - blk * blk_ch), <int>npix,
-                                 y + (img * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p, 1, ps > 0)
+                                 y + (img * g.c_out + co) * g.p + oh * g.w_out + ow0, g.p, ps > 0)
                 # the next item: piece j of output row oh of block blk of img_grp (the five
                 # divisions of decoding every item cost a tenth of a small tile's time)
                 j = j + 1
@@ -381,6 +381,9 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
     cdef float *wr
     cdef float *dst
     cdef float *xpad
+    cdef float *tout
+    cdef fnn_int oc, p, plane = g.h * g.w, step = g.sw
+    cdef bint wide_step = g.sw > 1 and not narrow
     cdef fnn_int *padded
     cdef fnn_plane_geom pg
     cdef int failed = 0
@@ -450,13 +453,15 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
         _note_team()
         lo = items * omp_get_thread_num() // omp_get_num_threads()
         hi = items * (omp_get_thread_num() + 1) // omp_get_num_threads()
-        padded = <fnn_int *>fnn_thread_scratch(FNN_SCRATCH_OWN, 64 + pass_ch * plane_p * sizeof(float))
+        # and a tile's outputs, where they land every sw-th pixel
+        padded = <fnn_int *>fnn_thread_scratch(FNN_SCRATCH_OWN, 64 + (pass_ch * plane_p + blk_ch * pix) * sizeof(float))
         if padded == NULL:
             failed_p[0] = 1
             hi = lo
         else:
             padded[0] = -1
         xpad = <float *>(padded + 64 // sizeof(fnn_int))
+        tout = xpad + pass_ch * plane_p
         for ps in range(passes):
             c0 = ps * pass_ch
             nc = min(pass_ch, g.cout_g - c0)
@@ -489,14 +494,30 @@ cdef int tile_grad_input_phases(const ConvGeom *g, const float *dy, const float 
                 a1 = nu
                 while a1 > a0 and i + rq[rp[fr].tap0 + a1 - 1] >= g.h_out:
                     a1 = a1 - 1
-                fnn_convtile_f32(xpad + i * wp + ow0, plane_p, nc, off + ooff[f] + a0 * nv, (a1 - a0) * nv,
-                                 nu * nv, 1, <int>blk_ch,
-                                 wr + woff[f] + (grp * nblk + blk) * blk_ch * g.cout_g * nu * nv
-                                 + (c0 * nu * nv + a0 * nv) * blk_ch,
-                                 NULL, <int>min(blk_ch, g.cin_g - blk * blk_ch), <int>npix,
-                                 dx + (img * g.c_in + grp * g.cin_g + blk * blk_ch) * g.h * g.w
-                                 + (rp[fr].first + i * g.sh) * g.w + cp[fc].first + ow0 * g.sw,
-                                 g.h * g.w, g.sw, ps > 0)
+                oc = min(blk_ch, g.cin_g - blk * blk_ch)
+                dst = (dx + (img * g.c_in + grp * g.cin_g + blk * blk_ch) * g.h * g.w
+                       + (rp[fr].first + i * g.sh) * g.w + cp[fc].first + ow0 * g.sw)
+                if narrow and g.sw > 1:
+                    fnn_convtile_narrow_strided_f32(
+                        xpad + i * wp + ow0, plane_p, nc, off + ooff[f] + a0 * nv, (a1 - a0) * nv, nu * nv,
+                        wr + woff[f] + (grp * nblk + blk) * blk_ch * g.cout_g * nu * nv + (c0 * nu * nv + a0 * nv) * blk_ch,
+                        <int>oc, <int>npix, dst, plane, step, ps > 0)
+                else:
+                    fnn_convtile_f32(xpad + i * wp + ow0, plane_p, nc, off + ooff[f] + a0 * nv, (a1 - a0) * nv,
+                                     nu * nv, 1, <int>blk_ch,
+                                     wr + woff[f] + (grp * nblk + blk) * blk_ch * g.cout_g * nu * nv
+                                     + (c0 * nu * nv + a0 * nv) * blk_ch,
+                                     NULL, <int>oc, <int>npix, tout if wide_step else dst,
+                                     npix if wide_step else plane, ps > 0 and not wide_step)
+                if wide_step:  # every sw-th pixel of the row (the narrow tiles store it themselves)
+                    if ps > 0:
+                        for o in range(oc):
+                            for p in range(npix):
+                                dst[o * plane + p * step] += tout[o * npix + p]
+                    else:
+                        for o in range(oc):
+                            for p in range(npix):
+                                dst[o * plane + p * step] = tout[o * npix + p]
                 # the next item: piece j of phase row i of block blk of phase f of img_grp
                 j = j + 1
                 if j == chunks[f]:

@@ -244,7 +244,8 @@ def test_cases_take_the_tiles():
 # of a row take the kernel rows a with ph + pad - a d a multiple of s. Strides 2 to 4, odd
 # sizes (phases of unequal length), dilations, paddings past the kernel, phases with no tap
 # (kernel 2 rows, stride 3: dX's row phase 2 is zero), narrow and wide tiles (8-16 and 17-40
-# dX channels per group), groups, and 64 output channels of a 5x5 (K = 1600, two passes of 32).
+# dX channels per group: the narrow ones store every s-th pixel themselves, the wide ones
+# through a scratch row), groups, and 64 output channels of a 5x5 (K = 1600, two passes of 32).
 PHASES = {
     "ph_resnext_s2_g2": ((2, 32, 13, 15), (32, 16, 3, 3), 2, 1, 1, 2),
     "ph_regnety_cout8_s2_g3": ((1, 24, 9, 11), (24, 8, 3, 3), 2, 1, 1, 3),
@@ -259,6 +260,7 @@ PHASES = {
     "ph_k3_s2_w57_narrow": ((1, 16, 3, 57), (16, 16, 3, 3), 2, 1, 1, 1),
     "ph_k3_s2_w31_wide": ((1, 33, 4, 31), (16, 33, 3, 3), (1, 2), 1, 1, 1),
     "ph_k_1600_passes": ((1, 16, 9, 11), (64, 16, 5, 5), 2, 2, 1, 1),
+    "ph_wide_k_1600_passes": ((2, 24, 9, 11), (64, 24, 5, 5), 2, 2, 1, 1),
 }
 
 

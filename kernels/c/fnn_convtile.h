@@ -28,7 +28,7 @@ extern "C" {
 int fnn_convtile_available(void);
 
 /*
- * y[o*ys + p*yp] = bias[o] (0 without bias) + sum over c < cin, t < taps of
+ * y[o*ys + p] = bias[o] (0 without bias) + sum over c < cin, t < taps of
  * wr[(c*wtaps + t)*channels + o] * x[c*cs + off[t] + p*sw], for o < oc_valid (<= channels),
  * p < np; channels FNN_CONVTILE_CHANNELS (np <= FNN_CONVTILE_PIXELS) or
  * FNN_CONVTILE_NARROW_CHANNELS (np <= FNN_CONVTILE_NARROW_PIXELS); sw 1 or 2; with
@@ -37,7 +37,15 @@ int fnn_convtile_available(void);
  */
 void fnn_convtile_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off, fnn_int taps,
                       fnn_int wtaps, int sw, int channels, const float *wr, const float *bias,
-                      int oc_valid, int np, float *y, fnn_int ys, fnn_int yp, int accumulate);
+                      int oc_valid, int np, float *y, fnn_int ys, int accumulate);
+
+/*
+ * fnn_convtile_f32 with FNN_CONVTILE_NARROW_CHANNELS channels, input stride 1 and no bias,
+ * storing y[o*ys + p*yp]: one phase of a strided input gradient, every yp-th pixel of a row.
+ */
+void fnn_convtile_narrow_strided_f32(const float *x, fnn_int cs, fnn_int cin, const fnn_int *off,
+                                     fnn_int taps, fnn_int wtaps, const float *wr, int oc_valid, int np,
+                                     float *y, fnn_int ys, fnn_int yp, int accumulate);
 
 /*
  * c[i*ldc + j] (+)= sum over r < nrows, ow < wout of arow[i][r*pitch + ow*sw] *
