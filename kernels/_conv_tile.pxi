@@ -290,10 +290,12 @@ cdef struct PhaseTaps:
     fnn_int first, count, ntaps, tap0   # tap0: where its taps start in the shared tables
 
 
-# Output channels per group up to which they do: the GEMM form's reduction is that long,
-# and beyond it the GEMM outruns the tiles (Inception's 384: 39 -> 46 ms; DCGAN's 4x4
-# kernels over 256-512 channels slower too), while at 8-128 the scatter dominated (ResNeXt's
-# 16: 8.8 -> 3.8 ms, a 64-channel 56x56 layer 5.5 -> 4.4, 1 thread).
+# Output channels per group up to which they do: the GEMM form's reduction is that long, and
+# at 8-128 the scatter dominated (ResNeXt's 16: 8.8 -> 3.8 ms, a 64-channel 56x56 layer 5.5 ->
+# 4.4, 1 thread). Past it, only where each phase row is one tile of 7 pixels or more
+# (ResNet-50's stride-2 3x3s over 256 and 512 channels: 0.80 and 0.87 of the col2im time);
+# wider rows split into short tiles (Inception's 35-wide map: 1.16, a 56-wide one 1.06), and
+# 4-pixel rows (DCGAN's folded 8-wide outputs: 1.16) do not pay for the tiles' epilogue.
 cdef fnn_int PHASE_MAX_COUT_G = 128
 
 
@@ -312,10 +314,12 @@ cdef inline bint phases_apply(const ConvGeom *g) noexcept nogil:
     short reduction (PHASE_MAX_COUT_G), more taps than phases (with one tap per phase, as
     U-Net's 2x2 stride-2 up-sampling, the col2im scatter has no overlap to sum: 1.2-1.7x
     faster than the phases)."""
+    cdef fnn_int phase_w = ceil_div(g.w, g.sw)
+    cdef fnn_int tile_w = FNN_CONVTILE_NARROW_PIXELS if g.cin_g <= FNN_CONVTILE_NARROW_CHANNELS else FNN_CONVTILE_PIXELS
     return (_tiles_enabled and fnn_convtile_available() != 0 and (g.sh > 1 or g.sw > 1)
             and g.sh <= PHASE_MAX_STRIDE and g.sw <= PHASE_MAX_STRIDE and g.cin_g >= 8
-            and g.cout_g <= PHASE_MAX_COUT_G and g.cout_g * g.kh * g.kw >= 32
-            and g.kh * g.kw > g.sh * g.sw and g.h > 0 and g.w > 0)
+            and (g.cout_g <= PHASE_MAX_COUT_G or (PHASE_MAX_COUT_G > 0 and 7 <= phase_w <= tile_w))
+            and g.cout_g * g.kh * g.kw >= 32 and g.kh * g.kw > g.sh * g.sw and g.h > 0 and g.w > 0)
 
 
 cdef fnn_int phase_taps(fnn_int size, fnn_int out, fnn_int k, fnn_int s, fnn_int pad, fnn_int d,

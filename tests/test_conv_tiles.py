@@ -90,11 +90,14 @@ def grad_input_takes_phases(*case):
     """Whether the input gradient of this (finite-weight) case runs on the tiles phase by phase
     on avx512 (kernels/_conv_tile.pxi phases_apply): a stride above 1 (at most 4 each way),
     at least 8 input and at most 128 output channels per group, (C_out/groups) kH kW >= 32,
-    more taps than phases."""
+    more taps than phases; past 128 output channels, only where a phase row is one tile of 7
+    pixels or more."""
     g = _geometry(*case)
     if (g["sh"], g["sw"]) == (1, 1) or max(g["sh"], g["sw"]) > 4:
         return False
-    return (g["cin_g"] >= 8 and g["cout_g"] <= 128 and g["cout_g"] * g["kh"] * g["kw"] >= 32
+    phase_w = -(-g["w"] // g["sw"])
+    one_tile = 7 <= phase_w <= (28 if g["cin_g"] <= 16 else 14)
+    return (g["cin_g"] >= 8 and (g["cout_g"] <= 128 or one_tile) and g["cout_g"] * g["kh"] * g["kw"] >= 32
             and g["kh"] * g["kw"] > g["sh"] * g["sw"])
 
 
@@ -260,18 +263,21 @@ PHASES = {
     "ph_k3_s2_w57_narrow": ((1, 16, 3, 57), (16, 16, 3, 3), 2, 1, 1, 1),
     "ph_k3_s2_w31_wide": ((1, 33, 4, 31), (16, 33, 3, 3), (1, 2), 1, 1, 1),
     "ph_k_1600_passes": ((1, 16, 9, 11), (64, 16, 5, 5), 2, 2, 1, 1),
+    "ph_cout160_rows_of_one_tile": ((2, 40, 6, 27), (160, 40, 3, 3), 2, 1, 1, 1),   # 14-pixel phase rows
     "ph_wide_k_1600_passes": ((2, 24, 9, 11), (64, 24, 5, 5), 2, 2, 1, 1),
 }
 
 
 def test_phase_cases_take_the_phases():
     """The premise of PHASES: every input gradient there runs phase by phase on avx512, and the
-    rules as given: none at stride 1, past 128 output channels per group, below 8 input
-    channels per group, or with one tap per phase (U-Net's 2x2 stride-2 up-sampling)."""
+    rules as given: none at stride 1, past 128 output channels per group unless each phase row
+    is one tile of 7 pixels or more, below 8 input channels per group, or with one tap per
+    phase (U-Net's 2x2 stride-2 up-sampling)."""
     for name, case in PHASES.items():
         assert grad_input_takes_phases(*case), name
     assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1, 1)
-    assert not grad_input_takes_phases((1, 16, 8, 8), (129, 16, 3, 3), 2, 1, 1, 1)
+    assert not grad_input_takes_phases((1, 16, 8, 8), (129, 16, 3, 3), 2, 1, 1, 1)     # 4-pixel phase rows
+    assert not grad_input_takes_phases((1, 32, 8, 35), (129, 32, 3, 3), 2, 0, 1, 1)   # 18: two wide tiles
     assert not grad_input_takes_phases((1, 7, 8, 8), (32, 7, 3, 3), 2, 1, 1, 1)
     assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 2, 2), 2, 0, 1, 1)
     assert not grad_input_takes_phases((1, 16, 8, 8), (32, 16, 1, 1), 2, 0, 1, 1)
