@@ -311,9 +311,9 @@ def set_phase_max_cout_g(fnn_int limit):
 cdef inline bint phases_apply(const ConvGeom *g) noexcept nogil:
     """Whether a strided float32 input gradient runs on the tiles phase by phase: tiles_apply
     for the stride-1 convolutions of its phases (dX channels as outputs, dY's as inputs), a
-    short reduction (PHASE_MAX_COUT_G), more taps than phases (with one tap per phase, as
-    U-Net's 2x2 stride-2 up-sampling, the col2im scatter has no overlap to sum: 1.2-1.7x
-    faster than the phases)."""
+    short reduction (PHASE_MAX_COUT_G) or phase rows of one tile of 7 pixels or more, and more
+    taps than phases (with one tap per phase, as U-Net's 2x2 stride-2 up-sampling, the col2im
+    scatter has no overlap to sum: 1.2-1.7x faster than the phases)."""
     cdef fnn_int phase_w = ceil_div(g.w, g.sw)
     cdef fnn_int tile_w = FNN_CONVTILE_NARROW_PIXELS if g.cin_g <= FNN_CONVTILE_NARROW_CHANNELS else FNN_CONVTILE_PIXELS
     return (_tiles_enabled and fnn_convtile_available() != 0 and (g.sh > 1 or g.sw > 1)
