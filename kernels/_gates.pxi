@@ -13,6 +13,13 @@
 cdef enum:
     GATES_ROWS_PATH_MAX = 2
 
+# Elements (rows x hidden units) below which the gates of all rows at once (the backward's
+# recomputed gates) are activated on one thread. 1e5 left a GRU backward of 24 steps of 32 x
+# 128 with its gates on one thread while the other waited, 183 us a step at 2 threads against
+# 145 for 50 steps (152 with 1.6e4; Emerald Rapids). A block of 64 rows costs tens of
+# microseconds, a team's fork and join a few.
+cdef double gates_serial_elems = 1.6e4
+
 # Multiply-adds in one step below which its team is one thread (a fork and join costs about
 # as much as this much arithmetic). 2e6 (tuned on Zen 4) left the GRU's and LSTM's 16-32-row
 # steps with H = 128 on one thread on Emerald Rapids, where two ran them 1.2-1.5x faster

@@ -152,7 +152,7 @@ cdef void gru_cell_rows(fnn_int rows, fnn_int hid, floating *gates, const floati
     cdef fnn_int block = 64
     cdef fnn_int b, r0
     cdef fnn_int blocks = ceil_div(rows, block)
-    if nthreads <= 1 or <double>rows * hid < 1.0e5:
+    if nthreads <= 1 or <double>rows * hid < gates_serial_elems:
         gru_gates_of_rows(rows, hid, gates, gh, b_hn, h_prev, ghn)
         return
     with parallel(num_threads=nthreads):

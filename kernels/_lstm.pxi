@@ -147,7 +147,7 @@ cdef void lstm_activate_all(fnn_int rows, fnn_int hid, floating *gates, int nthr
     cdef fnn_int block = 64
     cdef fnn_int b, r0
     cdef fnn_int blocks = ceil_div(rows, block)
-    cdef int team = nthreads if <double>rows * hid >= 1.0e5 else 1
+    cdef int team = nthreads if <double>rows * hid >= gates_serial_elems else 1
     if team <= 1:
         if floating is float:
             fnn_lstm_activate_f32(rows, hid, gates)

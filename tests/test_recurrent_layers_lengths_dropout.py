@@ -61,6 +61,7 @@ LENGTH_CASES = {
     "all_one": (3, [1, 1, 1]),
     "max_below_T": (6, [2, 4, 1, 4]),
     "unsorted": (5, [1, 4, 2, 5, 3]),
+    "bucketed": (6, [4, 6, 3, 5]),  # every sequence live for the first 3 steps
 }
 LAYOUTS = [(1, False, False), (2, True, False), (3, True, True), (2, False, True)]
 

@@ -183,6 +183,8 @@ PATTERNS = {
     "all_T": [7] * 13,
     "all_1": [1] * 13,
     "max_below_T": [4, 2, 5, 5, 1, 3, 2, 4, 5, 1, 3, 5, 2],
+    # every sequence live for the first 4 steps (leading steps the drivers may run unpacked)
+    "bucketed": [4, 7, 5, 6, 4, 7, 5, 4, 6, 7, 5, 6, 4],
 }
 
 
@@ -223,8 +225,9 @@ def test_teams_split_steps_by_rows(compiled_only, cpu_path, family, pattern, dty
                                    (True, False, True, False), (False, True, False, True)],
                          ids=["none", "all", "h0_bias", "c0_grad_c_n"])
 def test_optional_arguments(compiled_only, family, given):
-    """h0 / c0 / biases / grad_c_n given or None, on the row path (N = 2) and past it (N = 5)."""
-    for batch, lengths in ((2, [3, 1]), (5, [2, 5, 5, 1, 4])):
+    """h0 / c0 / biases / grad_c_n given or None, on the row path (N = 2) and past it (N = 5),
+    with a sequence of length 1 and without (every sequence live at step 1 too)."""
+    for batch, lengths in ((2, [3, 1]), (5, [2, 5, 5, 1, 4]), (5, [3, 5, 4, 2, 5])):
         p = make_problem(3, family, 5, batch, 6, 20, np.float32, *given)
         check_against_reference(family, p, lengths, np.float32)
 
