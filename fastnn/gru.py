@@ -51,28 +51,13 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
         return hs
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh)
     gates, ghn = (None, None) if saved is None else saved
-    if lengths is not None and saved is None:
-        # The leading steps, where every sequence is live (all but the last such one, so that
-        # every sequence is live at the packed part's first step), run as the uniform path
-        # straight on the padded arrays; the rest on the live rows only, packed (see
-        # fastnn._lengths), from the last uniform step's states.
-        lead = int(lengths.min()) - 1
-        x = v.contiguous(x, dtype)
-        w_ih, w_hh = v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype)
-        if lead > 0:
-            _kernels.gru_forward(
-                x[:lead], maybe(h0, dtype), w_ih, w_hh, bias, b_hn, hs[:lead], None, None,
-                _runtime.threads_for(forward_flops(lead, batch, features, hidden, GATES)),
-            )
-            h0 = hs[lead - 1]
-        pk = Packing(lengths - lead, steps - lead)
-        _kernels.gru_forward(
-            pk.gather(x[lead:], dtype), pk.sorted_states(h0, dtype), w_ih, w_hh, bias, b_hn,
-            np.empty((2 * batch, hidden), dtype), None, None,
-            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs[lead:],
+    if lengths is not None and saved is None:  # the live rows only, packed, in one compiled call
+        _kernels.gru_forward_lengths(
+            v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias,
+            b_hn, hs, _runtime.threads_for(forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
         )
         return hs
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
         pk = Packing(lengths, steps)
         packed = np.empty((2 * batch, hidden), dtype)  # a ring of two steps
         _kernels.gru_forward(
@@ -167,8 +152,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengths=No
     is that of sum(lengths) steps of one sequence, plus copying x and hs to and from that packed
     order (about (I + H) sum(lengths) values each way).
     """
-    if _kernels is not None and out is None and lengths is None:
-        hs = _kernels.gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh)
+    if _kernels is not None and out is None:
+        hs = _kernels.gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
         if hs is not None:
             return hs
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = gated_inputs(

@@ -51,7 +51,14 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
     if _kernels is None:
         hs[...], cs[...] = reference.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=lengths)
         return hs, cs
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+    if lengths is not None and gates is None:  # the live rows only, packed, in one compiled call
+        _kernels.lstm_forward_lengths(
+            v.contiguous(x, dtype), maybe(h0, dtype), maybe(c0, dtype), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hs, cs,
+            _runtime.threads_for(forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
+        )
+        return hs, cs
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
         pk = Packing(lengths, steps)
         hp, cp = np.empty((2 * batch, hidden), dtype), np.empty((2 * batch, hidden), dtype)  # rings of 2 steps
         _kernels.lstm_forward(
@@ -160,8 +167,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, out=None, lengt
     is that of sum(lengths) steps of one sequence, plus copying x, hs and cs to and from that
     packed order (about (I + 2H) sum(lengths) values each way).
     """
-    if _kernels is not None and out is None and lengths is None:
-        states = _kernels.lstm_forward_fast(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    if _kernels is not None and out is None:
+        states = _kernels.lstm_forward_fast(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
         if states is not None:
             return states
     dtype, hidden, x, w_ih, w_hh, b_ih, b_hh, extra = gated_inputs(

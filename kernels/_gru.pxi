@@ -382,3 +382,56 @@ def gru_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, 
             rc = gru_backward_run(&a, &g, <double *>NULL)
     if rc != 0:
         raise MemoryError("fastnn.gru_backward: could not allocate scratch memory")
+
+
+cdef int gru_forward_lengths_run(GruCall *a, const fnn_int *length, const floating *dtype_tag) noexcept nogil:
+    """gru_forward_run on the packed layout of these lengths, a holding the padded arrays (x, h0
+    in the batch's order, hs_out): the plan, the packed x and the sorted initial state in this
+    thread's FNN_SCRATCH_SEQUENCES buffer, the state's ring of two steps beside them."""
+    cdef SequencePlan p
+    cdef fnn_int n = a.n, hid = a.hid
+    cdef char *cursor
+    cdef void *packed_x
+    cdef void *sorted_h0
+    cdef int rc
+    if sequence_plan(&p, length, n, a.steps) != 0:
+        return -1
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(p.total * a.inp, sizeof(floating))
+                                        + 3 * carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(p.order)
+        return -1
+    packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x)
+    a.x = packed_x
+    a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
+    sorted_h0 = carve(&cursor, n * hid, sizeof(floating))
+    if a.h0 != NULL:
+        sort_states(<const char *>a.h0, n, p.rank, hid * sizeof(floating), <char *>sorted_h0)
+        a.h0 = sorted_h0
+    a.offs, a.rank, a.rows, a.hprev = p.offs, p.rank, p.total, NULL
+    rc = gru_forward_run(a, dtype_tag)
+    free(p.order)
+    return rc
+
+
+def gru_forward_lengths(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs,
+                        int num_threads, cnp.ndarray lengths):
+    """gru_forward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
+    x (T, N, I), hs (T, N, H) padded, in the batch's order, zeros past each sequence's end; h0
+    (N, H) or None; bias and b_hn as for gru_forward. All C-contiguous, one dtype, T, N, H >= 1."""
+    cdef GruCall a
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
+    a.bias, a.b_hn, a.gates, a.ghn, a.hs_out = data_or_null(bias), data_or_null(b_hn), NULL, NULL, hs.data
+    a.nthreads = num_threads
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = gru_forward_lengths_run(&a, length, <float *>NULL)
+    else:
+        with nogil:
+            rc = gru_forward_lengths_run(&a, length, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.gru_forward: could not allocate scratch memory")

@@ -26,13 +26,13 @@ cdef object gru_input_bias(object b_ih, object b_hh, int type_num, fnn_int hid):
     return total
 
 
-def gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh):
+def gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None):
     """fastnn.gru_forward (without out=) for plain arguments, or None to send the call down the
     full path."""
     cdef int type_num = float_type(x)
     cdef fnn_int steps, n, inp, hid, g3
     cdef cnp.npy_intp dims[3]
-    cdef cnp.ndarray xa, hs
+    cdef cnp.ndarray xa, hs, plain
     if type_num < 0:
         return None
     if not (plain_array(x, 3, type_num) and plain_array(w_ih, 2, type_num) and plain_array(w_hh, 2, type_num)):
@@ -49,6 +49,14 @@ def gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh):
         return None
     dims[0], dims[1], dims[2] = steps, n, hid
     hs = cnp.PyArray_EMPTY(3, dims, type_num, 0)
+    if lengths is not None:
+        plain = plain_lengths(lengths, steps, n)
+        if plain is None:
+            return None
+        gru_forward_lengths(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, gru_input_bias(b_ih, b_hh, type_num, hid),
+                            None if b_hh is None else b_hh[2 * hid:], hs,
+                            _threads_for(2 * plain_rows(plain) * g3 * (inp + hid)), plain)
+        return hs
     gru_forward(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, gru_input_bias(b_ih, b_hh, type_num, hid),
                 None if b_hh is None else b_hh[2 * hid:], hs, None, None,
                 _threads_for(2 * steps * n * g3 * (inp + hid)))

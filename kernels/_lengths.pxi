@@ -166,3 +166,77 @@ def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):
     with nogil:
         for t in range(1, steps):
             memcpy(dst + (off[t] - off[1]) * row, src + off[t - 1] * row, (off[t + 1] - off[t]) * row)
+
+
+# A whole forward with lengths= in compiled code (the LSTM's and GRU's, as the RNN's below):
+# on the small recurrent shapes a call is a millisecond or two, and building the plan and the
+# packed copies from Python cost a tenth of it.
+
+cdef struct SequencePlan:
+    fnn_int *order           # (N,) longest first; the three arrays are one allocation
+    fnn_int *rank            # (N,) sequence b at sorted position rank[b]
+    fnn_int *offs            # (T + 1,) step t's packed rows offs[t] .. offs[t + 1] - 1
+    fnn_int total            # offs[T]
+
+
+cdef int sequence_plan(SequencePlan *p, const fnn_int *length, fnn_int n, fnn_int steps) noexcept nogil:
+    """lengths_plan into p (free with free(p.order)); -1 when memory could not be had."""
+    p.order = <fnn_int *>malloc((2 * n + steps + 1) * sizeof(fnn_int))
+    if p.order == NULL:
+        return -1
+    p.rank, p.offs = p.order + n, p.order + 2 * n
+    if plan_packing(length, n, steps, 0, p.order, p.rank, p.offs) != 0:
+        free(p.order)
+        return -1
+    p.total = p.offs[steps]
+    return 0
+
+
+cdef void sort_states(const char *src, fnn_int n, const fnn_int *rank, size_t row, char *dst) noexcept nogil:
+    """The N rows of a state (batch order) into the packed order."""
+    cdef fnn_int b
+    for b in range(n):
+        memcpy(dst + rank[b] * row, src + b * row, row)
+
+
+cdef object plain_lengths(object lengths, fnn_int steps, fnn_int n):
+    """lengths as an intp copy when they are plain (a list of N ints or a 1-D integer ndarray
+    of N values, each in 1..steps), else None: the full path checks them and raises."""
+    cdef cnp.ndarray out
+    cdef cnp.npy_intp dims[1]
+    cdef fnn_int *v
+    cdef fnn_int b
+    if type(lengths) is list:
+        if len(<list>lengths) != n:
+            return None
+        dims[0] = n
+        out = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+        v = <fnn_int *>out.data
+        for b in range(n):
+            item = (<list>lengths)[b]
+            if type(item) is not int:
+                return None
+            try:
+                v[b] = item
+            except OverflowError:
+                return None
+    elif (type(lengths) is cnp.ndarray and (<cnp.ndarray>lengths).ndim == 1
+          and (<cnp.ndarray>lengths).dtype.kind in "iu" and (<cnp.ndarray>lengths).shape[0] == n
+          and (<cnp.ndarray>lengths).itemsize <= sizeof(fnn_int)):
+        out = cnp.PyArray_Cast(<cnp.ndarray>lengths, cnp.NPY_INTP)
+        v = <fnn_int *>out.data  # (an unsigned value past the signed range wraps below 1)
+    else:
+        return None
+    for b in range(n):
+        if v[b] < 1 or v[b] > steps:
+            return None
+    return out
+
+
+cdef fnn_int plain_rows(cnp.ndarray lengths):
+    """sum(lengths) of plain_lengths' array: the live rows."""
+    cdef const fnn_int *v = <const fnn_int *>lengths.data
+    cdef fnn_int b, total = 0
+    for b in range(lengths.shape[0]):
+        total += v[b]
+    return total

@@ -378,3 +378,65 @@ def lstm_backward(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndar
             rc = lstm_backward_run(&a, &g, <double *>NULL)
     if rc != 0:
         raise MemoryError("fastnn.lstm_backward: could not allocate scratch memory")
+
+
+cdef int lstm_forward_lengths_run(LstmCall *a, const fnn_int *length, const floating *dtype_tag) noexcept nogil:
+    """lstm_forward_run on the packed layout of these lengths, a holding the padded arrays (x,
+    h0, c0 in the batch's order, hs_out and cs_out): the plan, the packed x and the sorted
+    initial states in this thread's FNN_SCRATCH_SEQUENCES buffer, the states' rings of two
+    steps beside them."""
+    cdef SequencePlan p
+    cdef fnn_int n = a.n, hid = a.hid
+    cdef size_t row = hid * sizeof(floating)
+    cdef char *cursor
+    cdef void *packed_x
+    cdef void *sorted_h0
+    cdef void *sorted_c0
+    cdef int rc
+    if sequence_plan(&p, length, n, a.steps) != 0:
+        return -1
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(p.total * a.inp, sizeof(floating))
+                                        + 6 * carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(p.order)
+        return -1
+    packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x)
+    a.x = packed_x
+    a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
+    a.cs = carve(&cursor, 2 * n * hid, sizeof(floating))
+    sorted_h0 = carve(&cursor, n * hid, sizeof(floating))
+    sorted_c0 = carve(&cursor, n * hid, sizeof(floating))
+    if a.h0 != NULL:
+        sort_states(<const char *>a.h0, n, p.rank, row, <char *>sorted_h0)
+        a.h0 = sorted_h0
+    if a.c0 != NULL:
+        sort_states(<const char *>a.c0, n, p.rank, row, <char *>sorted_c0)
+        a.c0 = sorted_c0
+    a.offs, a.rank, a.rows, a.hprev = p.offs, p.rank, p.total, NULL
+    rc = lstm_forward_run(a, dtype_tag)
+    free(p.order)
+    return rc
+
+
+def lstm_forward_lengths(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
+                         cnp.ndarray cs, int num_threads, cnp.ndarray lengths):
+    """lstm_forward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
+    x (T, N, I), hs and cs (T, N, H) padded, in the batch's order, zeros past each sequence's
+    end; h0, c0 (N, H) or None; bias b_ih + b_hh or None. All C-contiguous, one dtype, T, N,
+    H >= 1."""
+    cdef LstmCall a
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
+    a.bias, a.gates, a.hs_out, a.cs_out = data_or_null(bias), NULL, hs.data, cs.data
+    a.nthreads = num_threads
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = lstm_forward_lengths_run(&a, length, <float *>NULL)
+    else:
+        with nogil:
+            rc = lstm_forward_lengths_run(&a, length, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.lstm_forward: could not allocate scratch memory")
