@@ -92,7 +92,14 @@ def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=N
     recompute = 1 if saved is None else 0
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh) if recompute else (None, None)
     gates, ghn = (None, None) if saved is None else saved
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+    if lengths is not None and saved is None:  # the live rows only, packed, in one compiled call
+        _kernels.gru_backward_lengths(
+            v.contiguous(grad_hs, dtype), v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(hs, dtype),
+            v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias, b_hn, *grads,
+            _runtime.threads_for(3 * forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
+        )
+        return grads
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
         pk = Packing(lengths, steps)
         hs_packed = pk.gather(hs, dtype)
         grad_x_packed = pk.empty(features, dtype)

@@ -102,7 +102,15 @@ def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b
             grad_c0[...] = grad_c_n
         return grads
     recompute = 1 if gates is None else 0
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths)
+    if lengths is not None and gates is None:  # the live rows only, packed, in one compiled call
+        _kernels.lstm_backward_lengths(
+            v.contiguous(grad_hs, dtype), maybe(grad_c_n, dtype), v.contiguous(x, dtype), maybe(h0, dtype),
+            maybe(c0, dtype), v.contiguous(hs, dtype), v.contiguous(cs, dtype), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), *grads,
+            _runtime.threads_for(3 * forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
+        )
+        return grads
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
         pk = Packing(lengths, steps)
         hs_packed = pk.gather(hs, dtype)
         grad_x_packed = pk.empty(features, dtype)

@@ -150,8 +150,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *,
     is that of sum(lengths) steps of one sequence, plus copying x and hs to and from that packed
     order (about (I + H) sum(lengths) values each way).
     """
-    if _kernels is not None and lengths is None:
-        hs = _kernels.rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out)
+    if _kernels is not None:
+        hs = _kernels.rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out, lengths)
         if hs is not None:
             return hs
     relu = v.nonlinearity_is_relu(nonlinearity)

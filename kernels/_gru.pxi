@@ -198,8 +198,9 @@ cdef int gru_backward_step(const StepWeights *w, const GruCall *a, const GruGrad
     cdef fnn_int m = step_rows(a.offs, n, t)
     cdef fnn_int m_next = step_rows(a.offs, n, t + 1) if t < a.steps - 1 else 0
     cdef fnn_int first = step_start(a.offs, n, t) * hid
-    cdef const floating *hs = <const floating *>a.hs
-    cdef const floating *h_prev = hs + step_start(a.offs, n, t - 1) * hid if t > 0 else <const floating *>a.h0
+    # hprev's row first/hid - n holds the previous state of step t's row 0 (both layouts)
+    cdef const floating *h_prev = (<const floating *>a.hprev + first - n * hid if t > 0
+                                   else <const floating *>a.h0)
     cdef floating *apack
     if step_apack(w, n, &apack) != 0:
         return -1
@@ -435,3 +436,77 @@ def gru_forward_lengths(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, b
             rc = gru_forward_lengths_run(&a, length, <double *>NULL)
     if rc != 0:
         raise MemoryError("fastnn.gru_forward: could not allocate scratch memory")
+
+
+cdef int gru_backward_lengths_run(GruCall *a, GruGrads *gr, const fnn_int *length,
+                                  const floating *dtype_tag) noexcept nogil:
+    """gru_backward_run on the packed layout of these lengths, a and gr holding the padded arrays
+    (x, hs, grad_hs, grad_x, and h0, grad_h0 in the batch's order): the plan and the packed
+    copies in this thread's FNN_SCRATCH_SEQUENCES buffer."""
+    cdef SequencePlan p
+    cdef fnn_int n = a.n, hid = a.hid, inp = a.inp
+    cdef size_t row = hid * sizeof(floating)
+    cdef char *cursor
+    cdef void *grad_x_out = gr.grad_x
+    cdef void *grad_h0_out = gr.grad_h0
+    cdef void *region
+    cdef int rc
+    if sequence_plan(&p, length, n, a.steps) != 0:
+        return -1
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating)) + carve_bytes(p.total * hid, sizeof(floating))
+        + carve_bytes((p.total - n) * hid, sizeof(floating)) + 2 * carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(p.order)
+        return -1
+    region = carve(&cursor, p.total * inp, sizeof(floating))
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region)
+    a.x = region
+    region = carve(&cursor, p.total * hid, sizeof(floating))
+    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gr.grad_hs = region
+    region = carve(&cursor, (p.total - n) * hid, sizeof(floating))
+    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    a.hprev = region
+    gr.grad_x = carve(&cursor, p.total * inp, sizeof(floating))
+    gr.grad_h0 = carve(&cursor, n * hid, sizeof(floating))
+    region = carve(&cursor, n * hid, sizeof(floating))
+    if a.h0 != NULL:
+        sort_states(<const char *>a.h0, n, p.rank, row, <char *>region)
+        a.h0 = region
+    a.offs, a.rank, a.rows, a.hs = p.offs, p.rank, p.total, NULL
+    rc = gru_backward_run(a, gr, dtype_tag)
+    if rc == 0:
+        scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
+                       <char *>grad_x_out)
+        unsort_states(<const char *>gr.grad_h0, n, p.rank, row, <char *>grad_h0_out)
+    free(p.order)
+    return rc
+
+
+def gru_backward_lengths(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
+                         cnp.ndarray w_hh, bias, b_hn, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                         cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih,
+                         cnp.ndarray grad_b_hh, int num_threads, cnp.ndarray lengths):
+    """gru_backward (the gates recomputed) for sequences of these lengths (N intp, each in 1..T,
+    checked by the caller): grad_hs, x, hs, grad_x (T, ...) padded, in the batch's order (grad_x
+    zero past each sequence's end), h0 and grad_h0 (N, H). All C-contiguous, one dtype, T, N,
+    H >= 1."""
+    cdef GruCall a
+    cdef GruGrads g
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
+    a.bias, a.b_hn, a.hs, a.gates, a.ghn = data_or_null(bias), data_or_null(b_hn), hs.data, NULL, NULL
+    a.hs_out, a.nthreads = NULL, num_threads
+    g.grad_hs, g.grad_x, g.grad_h0 = grad_hs.data, grad_x.data, grad_h0.data
+    g.grad_w_ih, g.grad_w_hh, g.grad_b_ih, g.grad_b_hh = grad_w_ih.data, grad_w_hh.data, grad_b_ih.data, grad_b_hh.data
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = gru_backward_lengths_run(&a, &g, length, <float *>NULL)
+    else:
+        with nogil:
+            rc = gru_backward_lengths_run(&a, &g, length, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.gru_backward: could not allocate scratch memory")

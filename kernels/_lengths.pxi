@@ -199,6 +199,13 @@ cdef void sort_states(const char *src, fnn_int n, const fnn_int *rank, size_t ro
         memcpy(dst + rank[b] * row, src + b * row, row)
 
 
+cdef void unsort_states(const char *src, fnn_int n, const fnn_int *rank, size_t row, char *dst) noexcept nogil:
+    """The N rows of a state in the packed order back into the batch's order."""
+    cdef fnn_int b
+    for b in range(n):
+        memcpy(dst + b * row, src + rank[b] * row, row)
+
+
 cdef object plain_lengths(object lengths, fnn_int steps, fnn_int n):
     """lengths as an intp copy when they are plain (a list of N ints or a 1-D integer ndarray
     of N values, each in 1..steps), else None: the full path checks them and raises."""

@@ -440,3 +440,93 @@ def lstm_forward_lengths(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_
             rc = lstm_forward_lengths_run(&a, length, <double *>NULL)
     if rc != 0:
         raise MemoryError("fastnn.lstm_forward: could not allocate scratch memory")
+
+
+cdef int lstm_backward_lengths_run(LstmCall *a, LstmGrads *gr, const fnn_int *length,
+                                   const floating *dtype_tag) noexcept nogil:
+    """lstm_backward_run on the packed layout of these lengths, a and gr holding the padded
+    arrays (x, hs, cs, grad_hs, grad_x, and h0, c0, grad_c_n, grad_h0, grad_c0 in the batch's
+    order): the plan and the packed copies in this thread's FNN_SCRATCH_SEQUENCES buffer."""
+    cdef SequencePlan p
+    cdef fnn_int n = a.n, hid = a.hid, inp = a.inp
+    cdef size_t row = hid * sizeof(floating)
+    cdef char *cursor
+    cdef void *grad_x_out = gr.grad_x
+    cdef void *grad_h0_out = gr.grad_h0
+    cdef void *grad_c0_out = gr.grad_c0
+    cdef void *region
+    cdef int rc
+    if sequence_plan(&p, length, n, a.steps) != 0:
+        return -1
+    cursor = <char *>fnn_thread_scratch(
+        FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating))
+        + 2 * carve_bytes(p.total * hid, sizeof(floating)) + carve_bytes((p.total - n) * hid, sizeof(floating))
+        + 5 * carve_bytes(n * hid, sizeof(floating)))
+    if cursor == NULL:
+        free(p.order)
+        return -1
+    region = carve(&cursor, p.total * inp, sizeof(floating))
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region)
+    a.x = region
+    region = carve(&cursor, p.total * hid, sizeof(floating))
+    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gr.grad_hs = region
+    region = carve(&cursor, p.total * hid, sizeof(floating))
+    gather_packed(<const char *>a.cs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    a.cs = region
+    region = carve(&cursor, (p.total - n) * hid, sizeof(floating))
+    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    a.hprev = region
+    gr.grad_x = carve(&cursor, p.total * inp, sizeof(floating))
+    gr.grad_h0 = carve(&cursor, n * hid, sizeof(floating))
+    gr.grad_c0 = carve(&cursor, n * hid, sizeof(floating))
+    region = carve(&cursor, n * hid, sizeof(floating))
+    if a.h0 != NULL:
+        sort_states(<const char *>a.h0, n, p.rank, row, <char *>region)
+        a.h0 = region
+    region = carve(&cursor, n * hid, sizeof(floating))
+    if a.c0 != NULL:
+        sort_states(<const char *>a.c0, n, p.rank, row, <char *>region)
+        a.c0 = region
+    region = carve(&cursor, n * hid, sizeof(floating))
+    if gr.grad_c_n != NULL:
+        sort_states(<const char *>gr.grad_c_n, n, p.rank, row, <char *>region)
+        gr.grad_c_n = region
+    a.offs, a.rank, a.rows, a.hs = p.offs, p.rank, p.total, NULL
+    rc = lstm_backward_run(a, gr, dtype_tag)
+    if rc == 0:
+        scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
+                       <char *>grad_x_out)
+        unsort_states(<const char *>gr.grad_h0, n, p.rank, row, <char *>grad_h0_out)
+        unsort_states(<const char *>gr.grad_c0, n, p.rank, row, <char *>grad_c0_out)
+    free(p.order)
+    return rc
+
+
+def lstm_backward_lengths(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndarray hs, cnp.ndarray cs,
+                          cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                          cnp.ndarray grad_c0, cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b,
+                          int num_threads, cnp.ndarray lengths):
+    """lstm_backward (the gates recomputed) for sequences of these lengths (N intp, each in
+    1..T, checked by the caller): grad_hs, x, hs, cs, grad_x (T, ...) padded, in the batch's
+    order (grad_x zero past each sequence's end); h0, c0, grad_c_n (or None), grad_h0, grad_c0
+    (N, H). All C-contiguous, one dtype, T, N, H >= 1."""
+    cdef LstmCall a
+    cdef LstmGrads g
+    cdef const fnn_int *length = <const fnn_int *>lengths.data
+    cdef int rc
+    a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
+    a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
+    a.bias, a.gates, a.hs, a.cs = data_or_null(bias), NULL, hs.data, cs.data
+    a.hs_out, a.cs_out, a.nthreads = NULL, NULL, num_threads
+    g.grad_hs, g.grad_c_n = grad_hs.data, data_or_null(grad_c_n)
+    g.grad_x, g.grad_h0, g.grad_c0 = grad_x.data, grad_h0.data, grad_c0.data
+    g.grad_w_ih, g.grad_w_hh, g.grad_b = grad_w_ih.data, grad_w_hh.data, grad_b.data
+    if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = lstm_backward_lengths_run(&a, &g, length, <float *>NULL)
+    else:
+        with nogil:
+            rc = lstm_backward_lengths_run(&a, &g, length, <double *>NULL)
+    if rc != 0:
+        raise MemoryError("fastnn.lstm_backward: could not allocate scratch memory")

@@ -38,12 +38,12 @@ cdef object summed_bias(object b_ih, object b_hh, int type_num, fnn_int hid):
     return total
 
 
-def rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out):
+def rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out, lengths=None):
     """fastnn.rnn_forward for plain arguments, or None to send the call down the full path."""
     cdef int type_num, act
     cdef fnn_int steps, n, inp, hid
     cdef cnp.npy_intp dims[3]
-    cdef cnp.ndarray xa, hs
+    cdef cnp.ndarray xa, hs, plain = None
     act = activation_code(nonlinearity)
     if act < 0 or type(x) is not cnp.ndarray:
         return None
@@ -62,6 +62,10 @@ def rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out):
     # Empty results and huge ones are the full path's business.
     if steps < 1 or n < 1 or hid < 1 or steps > _SIZE_LIMIT // (n * hid):
         return None
+    if lengths is not None:
+        plain = plain_lengths(lengths, steps, n)
+        if plain is None:
+            return None
     dims[0] = steps
     dims[1] = n
     dims[2] = hid
@@ -76,5 +80,9 @@ def rnn_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, out):
         if not (disjoint(hs, x) and disjoint(hs, h0) and disjoint(hs, w_ih) and disjoint(hs, w_hh)
                 and disjoint(hs, b_ih) and disjoint(hs, b_hh)):
             return None
+    if plain is not None:
+        return rnn_forward_lengths(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh,
+                                   summed_bias(b_ih, b_hh, type_num, hid), hs, act == ACT_RELU,
+                                   _threads_for(2 * plain_rows(plain) * hid * (inp + hid)), plain)
     return rnn_forward(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, summed_bias(b_ih, b_hh, type_num, hid),
                        hs, act == ACT_RELU, _threads_for(2 * steps * n * hid * (inp + hid)))
