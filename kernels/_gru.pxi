@@ -403,7 +403,7 @@ cdef int gru_forward_lengths_run(GruCall *a, const fnn_int *length, const floati
         free(p.order)
         return -1
     packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x, a.nthreads)
     a.x = packed_x
     a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
     sorted_h0 = carve(&cursor, n * hid, sizeof(floating))
@@ -454,19 +454,20 @@ cdef int gru_backward_lengths_run(GruCall *a, GruGrads *gr, const fnn_int *lengt
     if sequence_plan(&p, length, n, a.steps) != 0:
         return -1
     cursor = <char *>fnn_thread_scratch(
-        FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating)) + carve_bytes(p.total * hid, sizeof(floating))
-        + carve_bytes((p.total - n) * hid, sizeof(floating)) + 2 * carve_bytes(n * hid, sizeof(floating)))
+        FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating))
+        + carve_bytes(p.total * hid, sizeof(floating)) + carve_bytes((p.total - n) * hid, sizeof(floating))
+        + 2 * carve_bytes(n * hid, sizeof(floating)))
     if cursor == NULL:
         free(p.order)
         return -1
     region = carve(&cursor, p.total * inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region, a.nthreads)
     a.x = region
     region = carve(&cursor, p.total * hid, sizeof(floating))
-    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region, a.nthreads)
     gr.grad_hs = region
     region = carve(&cursor, (p.total - n) * hid, sizeof(floating))
-    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region, a.nthreads)
     a.hprev = region
     gr.grad_x = carve(&cursor, p.total * inp, sizeof(floating))
     gr.grad_h0 = carve(&cursor, n * hid, sizeof(floating))
@@ -478,7 +479,7 @@ cdef int gru_backward_lengths_run(GruCall *a, GruGrads *gr, const fnn_int *lengt
     rc = gru_backward_run(a, gr, dtype_tag)
     if rc == 0:
         scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
-                       <char *>grad_x_out)
+                       <char *>grad_x_out, a.nthreads)
         unsort_states(<const char *>gr.grad_h0, n, p.rank, row, <char *>grad_h0_out)
     free(p.order)
     return rc

@@ -79,42 +79,75 @@ def lengths_plan(cnp.ndarray lengths, fnn_int steps):
     return order, rank, offs
 
 
-cdef void gather_packed(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
-                        size_t row, char *packed) noexcept nogil:
-    """packed[offs[t] + rank[b]] = padded[t, b] for every live row, rows of `row` bytes (the
-    padded rows read in order)."""
-    cdef fnn_int t, b, live
-    for t in range(steps):
-        live = offs[t + 1] - offs[t]
-        for b in range(n):
-            if rank[b] < live:
-                memcpy(packed + (offs[t] + rank[b]) * row, padded + (t * n + b) * row, row)
+cdef enum:
+    GATHER_ROWS = 0      # packed[offs[t] + rank[b]] = padded[t, b]
+    SCATTER_ROWS = 1     # padded[t, b] = packed[offs[t] + rank[b]], zeros past each end
+    GATHER_PREVIOUS = 2  # out[offs[t] - offs[1] + rank[b]] = padded[t - 1, b], t >= 1
+
+# Bytes from which a team moves the rows, steps dealt out in turn: the small shapes' copies are
+# a few hundred kilobytes, some tens of microseconds on one core.
+cdef size_t row_moves_team_bytes = 256 * 1024
 
 
-cdef void scatter_packed(const char *packed, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
-                         size_t row, char *padded) noexcept nogil:
-    """padded[t, b] = packed[offs[t] + rank[b]] for every live row, zeros everywhere else (the
-    padded rows written in order)."""
-    cdef fnn_int t, b, live
-    for t in range(steps):
-        live = offs[t + 1] - offs[t]
-        for b in range(n):
-            if rank[b] < live:
-                memcpy(padded + (t * n + b) * row, packed + (offs[t] + rank[b]) * row, row)
+def set_row_moves_team_bytes(size_t limit):
+    """Set the size from which a team moves the rows; returns the old value (0: a team
+    whenever there are threads, for tests)."""
+    global row_moves_team_bytes
+    old = row_moves_team_bytes
+    row_moves_team_bytes = limit
+    return old
+
+
+cdef inline void move_step_rows(int kind, const char *src, fnn_int t, fnn_int n, const fnn_int *rank,
+                                const fnn_int *offs, size_t row, char *dst) noexcept nogil:
+    """One step's rows of a move (the padded rows taken in order: the hardware prefetchers
+    follow sequential accesses, not permuted ones)."""
+    cdef fnn_int b, r, live = offs[t + 1] - offs[t]
+    for b in range(n):
+        r = rank[b]
+        if kind == GATHER_ROWS:
+            if r < live:
+                memcpy(dst + (offs[t] + r) * row, src + (t * n + b) * row, row)
+        elif kind == SCATTER_ROWS:
+            if r < live:
+                memcpy(dst + (t * n + b) * row, src + (offs[t] + r) * row, row)
             else:
-                memset(padded + (t * n + b) * row, 0, row)
+                memset(dst + (t * n + b) * row, 0, row)
+        elif t > 0 and r < live:
+            memcpy(dst + (offs[t] - offs[1] + r) * row, src + ((t - 1) * n + b) * row, row)
 
 
-cdef void gather_previous(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
-                          size_t row, char *out) noexcept nogil:
+cdef void move_rows(int kind, const char *src, fnn_int steps, fnn_int n, const fnn_int *rank, const fnn_int *offs,
+                    size_t row, char *dst, int nthreads) noexcept nogil:
+    cdef fnn_int t
+    cdef int team = <int>min(<fnn_int>nthreads, steps)
+    if team <= 1 or <size_t>(steps * n) * row < row_moves_team_bytes:
+        for t in range(steps):
+            move_step_rows(kind, src, t, n, rank, offs, row, dst)
+        return
+    with parallel(num_threads=team):
+        _note_team()
+        for t in prange(steps, schedule='static', chunksize=1):
+            move_step_rows(kind, src, t, n, rank, offs, row, dst)
+
+
+cdef inline void gather_packed(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank,
+                               const fnn_int *offs, size_t row, char *packed, int nthreads=1) noexcept nogil:
+    """packed[offs[t] + rank[b]] = padded[t, b] for every live row, rows of `row` bytes."""
+    move_rows(GATHER_ROWS, padded, steps, n, rank, offs, row, packed, nthreads)
+
+
+cdef inline void scatter_packed(const char *packed, fnn_int steps, fnn_int n, const fnn_int *rank,
+                                const fnn_int *offs, size_t row, char *padded, int nthreads=1) noexcept nogil:
+    """padded[t, b] = packed[offs[t] + rank[b]] for every live row, zeros everywhere else."""
+    move_rows(SCATTER_ROWS, packed, steps, n, rank, offs, row, padded, nthreads)
+
+
+cdef inline void gather_previous(const char *padded, fnn_int steps, fnn_int n, const fnn_int *rank,
+                                 const fnn_int *offs, size_t row, char *out, int nthreads=1) noexcept nogil:
     """out: the previous state of every packed row after step 0's, read from the padded states:
     row offs[t] - offs[1] + rank[b] is padded[t - 1, b]."""
-    cdef fnn_int t, b, live
-    for t in range(1, steps):
-        live = offs[t + 1] - offs[t]
-        for b in range(n):
-            if rank[b] < live:
-                memcpy(out + (offs[t] - offs[1] + rank[b]) * row, padded + ((t - 1) * n + b) * row, row)
+    move_rows(GATHER_PREVIOUS, padded, steps, n, rank, offs, row, out, nthreads)
 
 
 cdef inline void _check_rows(cnp.ndarray a, fnn_int rows, fnn_int width) except *:

@@ -401,7 +401,7 @@ cdef int lstm_forward_lengths_run(LstmCall *a, const fnn_int *length, const floa
         free(p.order)
         return -1
     packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x, a.nthreads)
     a.x = packed_x
     a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
     a.cs = carve(&cursor, 2 * n * hid, sizeof(floating))
@@ -466,16 +466,16 @@ cdef int lstm_backward_lengths_run(LstmCall *a, LstmGrads *gr, const fnn_int *le
         free(p.order)
         return -1
     region = carve(&cursor, p.total * inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>region, a.nthreads)
     a.x = region
     region = carve(&cursor, p.total * hid, sizeof(floating))
-    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gather_packed(<const char *>gr.grad_hs, a.steps, n, p.rank, p.offs, row, <char *>region, a.nthreads)
     gr.grad_hs = region
     region = carve(&cursor, p.total * hid, sizeof(floating))
-    gather_packed(<const char *>a.cs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gather_packed(<const char *>a.cs, a.steps, n, p.rank, p.offs, row, <char *>region, a.nthreads)
     a.cs = region
     region = carve(&cursor, (p.total - n) * hid, sizeof(floating))
-    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region)
+    gather_previous(<const char *>a.hs, a.steps, n, p.rank, p.offs, row, <char *>region, a.nthreads)
     a.hprev = region
     gr.grad_x = carve(&cursor, p.total * inp, sizeof(floating))
     gr.grad_h0 = carve(&cursor, n * hid, sizeof(floating))
@@ -496,7 +496,7 @@ cdef int lstm_backward_lengths_run(LstmCall *a, LstmGrads *gr, const fnn_int *le
     rc = lstm_backward_run(a, gr, dtype_tag)
     if rc == 0:
         scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
-                       <char *>grad_x_out)
+                       <char *>grad_x_out, a.nthreads)
         unsort_states(<const char *>gr.grad_h0, n, p.rank, row, <char *>grad_h0_out)
         unsort_states(<const char *>gr.grad_c0, n, p.rank, row, <char *>grad_c0_out)
     free(p.order)

@@ -389,7 +389,7 @@ cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int 
         for b in range(n):
             memcpy(h0s + plan[n + b] * hid, h_start + b * hid, hid * sizeof(floating))
     gather_packed(<const char *>(x + lead * n * inp), live, n, plan + n, plan + 2 * n, inp * sizeof(floating),
-                  <char *>xs)
+                  <char *>xs, nthreads)
     rc = gemm_parallel(total, hid, inp, xs, inp, 1, w_ih, 1, inp, hp, hid, flags, bias, nthreads)
     if rc == 0:
         rc = recurrence(live, n, plan + 2 * n, hid, h0s, w_hh, 1, hid, hp, NULL, act, True, nthreads, plan + n,
@@ -473,12 +473,12 @@ cdef int rnn_backward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int
             memset(h0s, 0, n * hid * sizeof(floating))
         else:
             h0s = NULL
-        gather_packed(<const char *>x, steps, n, rank, offs, inp * sizeof(floating), <char *>xs)
-        gather_previous(<const char *>hs, steps, n, rank, offs, hid * sizeof(floating), <char *>hprev)
+        gather_packed(<const char *>x, steps, n, rank, offs, inp * sizeof(floating), <char *>xs, nthreads)
+        gather_previous(<const char *>hs, steps, n, rank, offs, hid * sizeof(floating), <char *>hprev, nthreads)
         rc = weight_grads(total, n, hid, inp, xs, h0s, hprev, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
                           nthreads)
     if rc == 0:
-        scatter_packed(<const char *>gxs, steps, n, rank, offs, inp * sizeof(floating), <char *>grad_x)
+        scatter_packed(<const char *>gxs, steps, n, rank, offs, inp * sizeof(floating), <char *>grad_x, nthreads)
         for b in range(n):
             memcpy(grad_h0 + b * hid, gh0s + rank[b] * hid, hid * sizeof(floating))
     free(plan)

@@ -151,8 +151,10 @@ def running(path, threads=None, parallel=False):
 
 @contextlib.contextmanager
 def every_threshold_zero():
-    """Teams for everything: whole calls, inner GEMMs and each step of a recurrence."""
-    old = (_runtime.serial_threshold, KERNELS.set_serial_gemm_fmas(0), KERNELS.set_gates_serial_step_fmas(0))
+    """Teams for everything: whole calls, inner GEMMs, each step of a recurrence and the row
+    moves of variable lengths."""
+    old = (_runtime.serial_threshold, KERNELS.set_serial_gemm_fmas(0), KERNELS.set_gates_serial_step_fmas(0),
+           KERNELS.set_row_moves_team_bytes(0))
     _runtime.serial_threshold = 0
     try:
         yield
@@ -160,6 +162,7 @@ def every_threshold_zero():
         _runtime.serial_threshold = old[0]
         KERNELS.set_serial_gemm_fmas(old[1])
         KERNELS.set_gates_serial_step_fmas(old[2])
+        KERNELS.set_row_moves_team_bytes(old[3])
 
 
 @contextlib.contextmanager
