@@ -198,11 +198,10 @@ cdef int step_team_split(const StepWeights *w, fnn_int m, int nthreads, size_t i
 
 cdef inline void step_rows_split(const StepWeights *w, fnn_int m, int part, int parts, fnn_int *r0,
                                  fnn_int *r1) noexcept nogil:
-    """Part `part` of `parts` of a step's m rows: whole micro-panels each, the same cut for
+    """Part `part` of `parts` of a step's m rows: as even as whole rows allow, the same cut for
     the same m."""
-    cdef fnn_int panels = ceil_div(m, w.t.mr)
-    r0[0] = min(m, (panels * part // parts) * w.t.mr)
-    r1[0] = min(m, (panels * (part + 1) // parts) * w.t.mr)
+    r0[0] = m * part // parts
+    r1[0] = m * (part + 1) // parts
 
 
 cdef inline fnn_int step_share(const StepWeights *w, int team) noexcept nogil:
