@@ -12,7 +12,7 @@ from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe
 from fastnn import _lengths
-from fastnn._lengths import Packing, head
+from fastnn._lengths import head
 
 __all__ = ["gru_step", "gru_step_backward", "gru_forward", "gru_backward"]
 
@@ -51,19 +51,12 @@ def _forward_checked(dtype, x, h0, w_ih, w_hh, b_ih, b_hh, out=None, saved=None,
         return hs
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh)
     gates, ghn = (None, None) if saved is None else saved
-    if lengths is not None and saved is None:  # the live rows only, packed, in one compiled call
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), in one compiled call
+        total = int(lengths.sum())
         _kernels.gru_forward_lengths(
             v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias,
-            b_hn, hs, _runtime.threads_for(forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
-        )
-        return hs
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
-        pk = Packing(lengths, steps)
-        packed = np.empty((2 * batch, hidden), dtype)  # a ring of two steps
-        _kernels.gru_forward(
-            pk.gather(x, dtype), pk.sorted_states(h0, dtype), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
-            bias, b_hn, packed, head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden),
-            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs,
+            b_hn, hs, head(gates, total * GATES * hidden), head(ghn, total * hidden),
+            _runtime.threads_for(forward_flops(total, 1, features, hidden, GATES)), lengths,
         )
         return hs
     _kernels.gru_forward(
@@ -92,25 +85,15 @@ def _backward_checked(dtype, grad_hs, x, h0, hs, w_ih, w_hh, b_ih, b_hh, saved=N
     recompute = 1 if saved is None else 0
     bias, b_hn = _driver_biases(dtype, hidden, b_ih, b_hh) if recompute else (None, None)
     gates, ghn = (None, None) if saved is None else saved
-    if lengths is not None and saved is None:  # the live rows only, packed, in one compiled call
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), in one compiled call
+        total = int(lengths.sum())
         _kernels.gru_backward_lengths(
             v.contiguous(grad_hs, dtype), v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(hs, dtype),
-            v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias, b_hn, *grads,
-            _runtime.threads_for(3 * forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
+            head(gates, total * GATES * hidden), head(ghn, total * hidden), v.contiguous(w_ih, dtype),
+            v.contiguous(w_hh, dtype), bias, b_hn, *grads,
+            _runtime.threads_for((2 + recompute) * forward_flops(total, 1, features, hidden, GATES)), lengths,
         )
         return grads
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
-        pk = Packing(lengths, steps)
-        hs_packed = pk.gather(hs, dtype)
-        grad_x_packed = pk.empty(features, dtype)
-        _kernels.gru_backward(
-            pk.gather(grad_hs, dtype), pk.gather(x, dtype), pk.sorted_states(h0, dtype), hs_packed,
-            head(gates, pk.total * GATES * hidden), head(ghn, pk.total * hidden), v.contiguous(w_ih, dtype),
-            v.contiguous(w_hh, dtype), bias, b_hn, grad_x_packed, *grads[1:],
-            _runtime.threads_for((2 + recompute) * forward_flops(pk.total, 1, features, hidden, GATES)),
-            pk.offs, pk.previous(hs_packed),
-        )
-        return (pk.scatter(grad_x_packed, grads[0]), pk.unsorted_states(grads[1])) + grads[2:]
     _kernels.gru_backward(
         v.contiguous(grad_hs, dtype), v.contiguous(x, dtype), maybe(h0, dtype), v.contiguous(hs, dtype), gates,
         ghn, v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype), bias, b_hn, *grads,

@@ -12,7 +12,7 @@ from fastnn import _validation as v
 from fastnn import reference
 from fastnn._gates import check_states, forward_flops, gated_inputs, maybe, summed_bias
 from fastnn import _lengths
-from fastnn._lengths import Packing, head
+from fastnn._lengths import head
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm_forward", "lstm_backward"]
 
@@ -51,21 +51,13 @@ def _forward_checked(dtype, x, h0, c0, w_ih, w_hh, b_ih, b_hh, outs=(None, None)
     if _kernels is None:
         hs[...], cs[...] = reference.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=lengths)
         return hs, cs
-    if lengths is not None and gates is None:  # the live rows only, packed, in one compiled call
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), in one compiled call
+        total = int(lengths.sum())
         _kernels.lstm_forward_lengths(
             v.contiguous(x, dtype), maybe(h0, dtype), maybe(c0, dtype), v.contiguous(w_ih, dtype),
             v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hs, cs,
-            _runtime.threads_for(forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
-        )
-        return hs, cs
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
-        pk = Packing(lengths, steps)
-        hp, cp = np.empty((2 * batch, hidden), dtype), np.empty((2 * batch, hidden), dtype)  # rings of 2 steps
-        _kernels.lstm_forward(
-            pk.gather(x, dtype), pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), v.contiguous(w_ih, dtype),
-            v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), hp, cp,
-            head(gates, pk.total * GATES * hidden),
-            _runtime.threads_for(forward_flops(pk.total, 1, features, hidden, GATES)), pk.offs, pk.rank, hs, cs,
+            head(gates, total * GATES * hidden), _runtime.threads_for(forward_flops(total, 1, features, hidden, GATES)),
+            lengths,
         )
         return hs, cs
     _kernels.lstm_forward(
@@ -102,29 +94,16 @@ def _backward_checked(dtype, grad_hs, grad_c_n, x, h0, c0, hs, cs, w_ih, w_hh, b
             grad_c0[...] = grad_c_n
         return grads
     recompute = 1 if gates is None else 0
-    if lengths is not None and gates is None:  # the live rows only, packed, in one compiled call
+    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), in one compiled call
+        total = int(lengths.sum())
         _kernels.lstm_backward_lengths(
             v.contiguous(grad_hs, dtype), maybe(grad_c_n, dtype), v.contiguous(x, dtype), maybe(h0, dtype),
-            maybe(c0, dtype), v.contiguous(hs, dtype), v.contiguous(cs, dtype), v.contiguous(w_ih, dtype),
-            v.contiguous(w_hh, dtype), maybe(summed_bias(dtype, b_ih, b_hh), dtype), *grads,
-            _runtime.threads_for(3 * forward_flops(int(lengths.sum()), 1, features, hidden, GATES)), lengths,
+            maybe(c0, dtype), v.contiguous(hs, dtype), v.contiguous(cs, dtype), head(gates, total * GATES * hidden),
+            v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
+            maybe(summed_bias(dtype, b_ih, b_hh), dtype) if recompute else None, *grads,
+            _runtime.threads_for((2 + recompute) * forward_flops(total, 1, features, hidden, GATES)), lengths,
         )
         return grads
-    if lengths is not None:  # the live rows only, packed (see fastnn._lengths), the gates kept
-        pk = Packing(lengths, steps)
-        hs_packed = pk.gather(hs, dtype)
-        grad_x_packed = pk.empty(features, dtype)
-        _kernels.lstm_backward(
-            pk.gather(grad_hs, dtype), pk.sorted_states(grad_c_n, dtype), pk.gather(x, dtype),
-            pk.sorted_states(h0, dtype), pk.sorted_states(c0, dtype), hs_packed, pk.gather(cs, dtype),
-            head(gates, pk.total * GATES * hidden), v.contiguous(w_ih, dtype), v.contiguous(w_hh, dtype),
-            maybe(summed_bias(dtype, b_ih, b_hh), dtype) if recompute else None, grad_x_packed, grad_h0, grad_c0,
-            grad_w_ih, grad_w_hh, grad_b,
-            _runtime.threads_for((2 + recompute) * forward_flops(pk.total, 1, features, hidden, GATES)),
-            pk.offs, pk.previous(hs_packed),
-        )
-        return (pk.scatter(grad_x_packed, grad_x), pk.unsorted_states(grad_h0), pk.unsorted_states(grad_c0),
-                grad_w_ih, grad_w_hh, grad_b)
     _kernels.lstm_backward(
         v.contiguous(grad_hs, dtype), maybe(grad_c_n, dtype), v.contiguous(x, dtype), maybe(h0, dtype),
         maybe(c0, dtype), v.contiguous(hs, dtype), v.contiguous(cs, dtype), gates, v.contiguous(w_ih, dtype),

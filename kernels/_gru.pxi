@@ -416,17 +416,20 @@ cdef int gru_forward_lengths_run(GruCall *a, const fnn_int *length, const floati
     return rc
 
 
-def gru_forward_lengths(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs,
-                        int num_threads, cnp.ndarray lengths):
+def gru_forward_lengths(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs, gates,
+                        ghn, int num_threads, cnp.ndarray lengths):
     """gru_forward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
     x (T, N, I), hs (T, N, H) padded, in the batch's order, zeros past each sequence's end; h0
-    (N, H) or None; bias and b_hn as for gru_forward. All C-contiguous, one dtype, T, N, H >= 1."""
+    (N, H) or None; bias and b_hn as for gru_forward; gates and ghn both None, or sum(lengths)
+    rows (3H, H values) to receive what gru_backward_lengths needs, in the packed order. All
+    C-contiguous, one dtype, T, N, H >= 1."""
     cdef GruCall a
     cdef const fnn_int *length = <const fnn_int *>lengths.data
     cdef int rc
     a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
-    a.bias, a.b_hn, a.gates, a.ghn, a.hs_out = data_or_null(bias), data_or_null(b_hn), NULL, NULL, hs.data
+    a.bias, a.b_hn, a.hs_out = data_or_null(bias), data_or_null(b_hn), hs.data
+    a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
     a.nthreads = num_threads
     if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
         with nogil:
@@ -485,21 +488,23 @@ cdef int gru_backward_lengths_run(GruCall *a, GruGrads *gr, const fnn_int *lengt
     return rc
 
 
-def gru_backward_lengths(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.ndarray w_ih,
+def gru_backward_lengths(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, ghn, cnp.ndarray w_ih,
                          cnp.ndarray w_hh, bias, b_hn, cnp.ndarray grad_x, cnp.ndarray grad_h0,
                          cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih,
                          cnp.ndarray grad_b_hh, int num_threads, cnp.ndarray lengths):
-    """gru_backward (the gates recomputed) for sequences of these lengths (N intp, each in 1..T,
-    checked by the caller): grad_hs, x, hs, grad_x (T, ...) padded, in the batch's order (grad_x
-    zero past each sequence's end), h0 and grad_h0 (N, H). All C-contiguous, one dtype, T, N,
-    H >= 1."""
+    """gru_backward for sequences of these lengths (N intp, each in 1..T, checked by the
+    caller): grad_hs, x, hs, grad_x (T, ...) padded, in the batch's order (grad_x zero past each
+    sequence's end), h0 and grad_h0 (N, H); gates, ghn what gru_forward_lengths(gates=...,
+    ghn=...) filled, or None to recompute them (and bias, b_hn, only then read). All
+    C-contiguous, one dtype, T, N, H >= 1."""
     cdef GruCall a
     cdef GruGrads g
     cdef const fnn_int *length = <const fnn_int *>lengths.data
     cdef int rc
     a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
-    a.bias, a.b_hn, a.hs, a.gates, a.ghn = data_or_null(bias), data_or_null(b_hn), hs.data, NULL, NULL
+    a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
+    a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
     a.hs_out, a.nthreads = NULL, num_threads
     g.grad_hs, g.grad_x, g.grad_h0 = grad_hs.data, grad_x.data, grad_h0.data
     g.grad_w_ih, g.grad_w_hh, g.grad_b_ih, g.grad_b_hh = grad_w_ih.data, grad_w_hh.data, grad_b_ih.data, grad_b_hh.data

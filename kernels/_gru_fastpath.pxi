@@ -54,7 +54,7 @@ def gru_forward_fast(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None):
         if plain is None:
             return None
         gru_forward_lengths(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, gru_input_bias(b_ih, b_hh, type_num, hid),
-                            None if b_hh is None else b_hh[2 * hid:], hs,
+                            None if b_hh is None else b_hh[2 * hid:], hs, None, None,
                             _threads_for(2 * plain_rows(plain) * g3 * (inp + hid)), plain)
         return hs
     gru_forward(xa, h0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, gru_input_bias(b_ih, b_hh, type_num, hid),

@@ -34,9 +34,11 @@ cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const f
 
 cdef int plan_packing(const fnn_int *length, fnn_int n, fnn_int steps, fnn_int lead, fnn_int *order,
                       fnn_int *rank, fnn_int *offs) noexcept nogil:
-    """lengths_plan's (order, rank, offs) into the caller's buffers (n, n and steps - lead + 1
-    values) for the steps from `lead` on, every length being above lead: sequence b then has
-    length[b] - lead steps. Returns -1 when memory could not be had."""
+    """The packed layout of the steps from `lead` on, every length being above lead (sequence b
+    then has length[b] - lead steps), into the caller's buffers: order (n) longest first, ties
+    in the batch's order (a stable counting sort), rank (n) its inverse (sequence b at sorted
+    position rank[b]), offs (steps - lead + 1), step t's rows offs[t] .. offs[t + 1] - 1.
+    Returns -1 when memory could not be had."""
     cdef fnn_int b, t, live = steps - lead
     cdef fnn_int *start = <fnn_int *>malloc((live + 2) * sizeof(fnn_int))
     if start == NULL:
@@ -58,25 +60,6 @@ cdef int plan_packing(const fnn_int *length, fnn_int n, fnn_int steps, fnn_int l
         start[length[b] - lead - 1] += 1
     free(start)
     return 0
-
-
-def lengths_plan(cnp.ndarray lengths, fnn_int steps):
-    """(order, rank, offs) of the packed layout of sequences with these lengths (intp, each in
-    1..steps, checked by the caller): order (N,) longest first, ties in batch order (a stable
-    counting sort), rank its inverse (sequence b at sorted position rank[b]); offs (T + 1,),
-    step t's rows offs[t] .. offs[t + 1] - 1."""
-    cdef fnn_int n = lengths.shape[0]
-    cdef cnp.npy_intp dims[1]
-    cdef cnp.ndarray order, rank, offs
-    dims[0] = n
-    order = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
-    rank = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
-    dims[0] = steps + 1
-    offs = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
-    if plan_packing(<const fnn_int *>lengths.data, n, steps, 0, <fnn_int *>order.data, <fnn_int *>rank.data,
-                    <fnn_int *>offs.data) != 0:
-        raise MemoryError()
-    return order, rank, offs
 
 
 cdef enum:
@@ -150,59 +133,8 @@ cdef inline void gather_previous(const char *padded, fnn_int steps, fnn_int n, c
     move_rows(GATHER_PREVIOUS, padded, steps, n, rank, offs, row, out, nthreads)
 
 
-cdef inline void _check_rows(cnp.ndarray a, fnn_int rows, fnn_int width) except *:
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or a.size < rows * width or a.shape[a.ndim - 1] != width:
-        raise ValueError("packed rows: wrong buffer")
-
-
-def pack_rows(cnp.ndarray padded, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray packed):
-    """packed[offs[t] + rank[b]] = padded[t, b] for every live row (the padded rows read in
-    order); padded (T, N, K) and packed (>= offs[T], K) C-contiguous, one dtype."""
-    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
-    cdef size_t row = width * padded.itemsize
-    cdef const fnn_int *rk = <const fnn_int *>rank.data
-    cdef const fnn_int *off = <const fnn_int *>offs.data
-    cdef const char *src = padded.data
-    cdef char *dst = packed.data
-    _check_rows(padded, steps * n, width)
-    _check_rows(packed, off[steps], width)
-    with nogil:
-        gather_packed(src, steps, n, rk, off, row, dst)
-
-
-def unpack_rows(cnp.ndarray packed, cnp.ndarray rank, cnp.ndarray offs, cnp.ndarray padded):
-    """padded[t, b] = packed[offs[t] + rank[b]] for every live row, zeros everywhere else (the
-    padded rows written in order)."""
-    cdef fnn_int steps = offs.shape[0] - 1, n = rank.shape[0], width = padded.shape[padded.ndim - 1]
-    cdef size_t row = width * padded.itemsize
-    cdef const fnn_int *rk = <const fnn_int *>rank.data
-    cdef const fnn_int *off = <const fnn_int *>offs.data
-    cdef const char *src = packed.data
-    cdef char *dst = padded.data
-    _check_rows(padded, steps * n, width)
-    _check_rows(packed, off[steps], width)
-    with nogil:
-        scatter_packed(src, steps, n, rk, off, row, dst)
-
-
-def previous_rows(cnp.ndarray packed, cnp.ndarray offs, cnp.ndarray out):
-    """out (offs[T] - offs[1], K): the previous state of every packed row after step 0's, i.e.
-    the first n_t rows of step t-1 for each step t >= 1, one block per step."""
-    cdef fnn_int steps = offs.shape[0] - 1, width = packed.shape[packed.ndim - 1]
-    cdef size_t row = width * packed.itemsize
-    cdef const fnn_int *off = <const fnn_int *>offs.data
-    cdef const char *src = packed.data
-    cdef char *dst = out.data
-    cdef fnn_int t
-    _check_rows(packed, off[steps], width)
-    _check_rows(out, off[steps] - off[1] if steps > 0 else 0, width)
-    with nogil:
-        for t in range(1, steps):
-            memcpy(dst + (off[t] - off[1]) * row, src + off[t - 1] * row, (off[t + 1] - off[t]) * row)
-
-
-# A whole forward with lengths= in compiled code (the LSTM's and GRU's, as the RNN's below):
-# on the small recurrent shapes a call is a millisecond or two, and building the plan and the
+# A whole call with lengths= in compiled code (the LSTM's and GRU's drivers, as the RNN's): on
+# the small recurrent shapes a call is a millisecond or two, and building the plan and the
 # packed copies from Python cost a tenth of it.
 
 cdef struct SequencePlan:
@@ -213,7 +145,8 @@ cdef struct SequencePlan:
 
 
 cdef int sequence_plan(SequencePlan *p, const fnn_int *length, fnn_int n, fnn_int steps) noexcept nogil:
-    """lengths_plan into p (free with free(p.order)); -1 when memory could not be had."""
+    """plan_packing of every step into p (free with free(p.order)); -1 when memory could not be
+    had."""
     p.order = <fnn_int *>malloc((2 * n + steps + 1) * sizeof(fnn_int))
     if p.order == NULL:
         return -1

@@ -420,17 +420,18 @@ cdef int lstm_forward_lengths_run(LstmCall *a, const fnn_int *length, const floa
 
 
 def lstm_forward_lengths(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs,
-                         cnp.ndarray cs, int num_threads, cnp.ndarray lengths):
+                         cnp.ndarray cs, gates, int num_threads, cnp.ndarray lengths):
     """lstm_forward for sequences of these lengths (N intp, each in 1..T, checked by the caller):
     x (T, N, I), hs and cs (T, N, H) padded, in the batch's order, zeros past each sequence's
-    end; h0, c0 (N, H) or None; bias b_ih + b_hh or None. All C-contiguous, one dtype, T, N,
-    H >= 1."""
+    end; h0, c0 (N, H) or None; bias b_ih + b_hh or None; gates None, or sum(lengths) rows of
+    4H values to receive the activated gates in the packed order (for lstm_backward_lengths).
+    All C-contiguous, one dtype, T, N, H >= 1."""
     cdef LstmCall a
     cdef const fnn_int *length = <const fnn_int *>lengths.data
     cdef int rc
     a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
-    a.bias, a.gates, a.hs_out, a.cs_out = data_or_null(bias), NULL, hs.data, cs.data
+    a.bias, a.gates, a.hs_out, a.cs_out = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads
     if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
         with nogil:
@@ -504,20 +505,21 @@ cdef int lstm_backward_lengths_run(LstmCall *a, LstmGrads *gr, const fnn_int *le
 
 
 def lstm_backward_lengths(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndarray hs, cnp.ndarray cs,
-                          cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
+                          gates, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
                           cnp.ndarray grad_c0, cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b,
                           int num_threads, cnp.ndarray lengths):
-    """lstm_backward (the gates recomputed) for sequences of these lengths (N intp, each in
-    1..T, checked by the caller): grad_hs, x, hs, cs, grad_x (T, ...) padded, in the batch's
-    order (grad_x zero past each sequence's end); h0, c0, grad_c_n (or None), grad_h0, grad_c0
-    (N, H). All C-contiguous, one dtype, T, N, H >= 1."""
+    """lstm_backward for sequences of these lengths (N intp, each in 1..T, checked by the
+    caller): grad_hs, x, hs, cs, grad_x (T, ...) padded, in the batch's order (grad_x zero past
+    each sequence's end); h0, c0, grad_c_n (or None), grad_h0, grad_c0 (N, H); gates what
+    lstm_forward_lengths(gates=...) filled, or None to recompute them (and bias, only then
+    read). All C-contiguous, one dtype, T, N, H >= 1."""
     cdef LstmCall a
     cdef LstmGrads g
     cdef const fnn_int *length = <const fnn_int *>lengths.data
     cdef int rc
     a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
-    a.bias, a.gates, a.hs, a.cs = data_or_null(bias), NULL, hs.data, cs.data
+    a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.hs_out, a.cs_out, a.nthreads = NULL, NULL, num_threads
     g.grad_hs, g.grad_c_n = grad_hs.data, data_or_null(grad_c_n)
     g.grad_x, g.grad_h0, g.grad_c0 = grad_x.data, grad_h0.data, grad_c0.data

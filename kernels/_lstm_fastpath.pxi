@@ -33,7 +33,7 @@ def lstm_forward_fast(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None):
         hs = cnp.PyArray_EMPTY(3, dims, type_num, 0)
         cs = cnp.PyArray_EMPTY(3, dims, type_num, 0)
         lstm_forward_lengths(xa, h0, c0, <cnp.ndarray>w_ih, <cnp.ndarray>w_hh, summed_bias(b_ih, b_hh, type_num, g4),
-                             hs, cs, _threads_for(2 * rows * g4 * (inp + hid)), plain)
+                             hs, cs, None, _threads_for(2 * rows * g4 * (inp + hid)), plain)
         return hs, cs
     hs = cnp.PyArray_EMPTY(3, dims, type_num, 0)
     cs = cnp.PyArray_EMPTY(3, dims, type_num, 0)
