@@ -351,7 +351,7 @@ cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int 
                                  const floating *w_hh, const floating *bias, floating *hs, int act,
                                  int nthreads) noexcept nogil:
     cdef fnn_int lead = leading_steps(length, n, steps)
-    cdef fnn_int live = steps - lead, total, b
+    cdef fnn_int live = steps - lead, total
     cdef int flags = FNN_BIAS_COL if bias != NULL else 0
     cdef int rc = 0
     cdef const floating *h_start = h0
@@ -386,8 +386,7 @@ cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int 
     hp = <floating *>carve(&cursor, total * hid, sizeof(floating))
     if h_start != NULL:
         h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
-        for b in range(n):
-            memcpy(h0s + plan[n + b] * hid, h_start + b * hid, hid * sizeof(floating))
+        sort_states(<const char *>h_start, n, plan + n, hid * sizeof(floating), <char *>h0s)
     gather_packed(<const char *>(x + lead * n * inp), live, n, plan + n, plan + 2 * n, inp * sizeof(floating),
                   <char *>xs, nthreads)
     rc = gemm_parallel(total, hid, inp, xs, inp, 1, w_ih, 1, inp, hp, hid, flags, bias, nthreads)
@@ -433,55 +432,47 @@ cdef int rnn_backward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int
                                   const floating *hs, const floating *w_ih, const floating *w_hh, int act,
                                   floating *dz, floating *grad_x, floating *grad_h0, floating *grad_w_ih,
                                   floating *grad_w_hh, int nthreads) noexcept nogil:
-    cdef fnn_int total, b
+    cdef SequencePlan p
+    cdef size_t row = hid * sizeof(floating)
     cdef int rc
-    cdef fnn_int *plan = <fnn_int *>malloc((2 * n + steps + 1) * sizeof(fnn_int))
-    cdef fnn_int *rank
-    cdef fnn_int *offs
     cdef char *cursor
     cdef floating *xs
     cdef floating *hprev
     cdef floating *gxs
     cdef floating *gh0s
     cdef floating *h0s = NULL
-    if plan == NULL:
+    if sequence_plan(&p, length, n, steps) != 0:
         return -1
-    rank, offs = plan + n, plan + 2 * n
-    if plan_packing(length, n, steps, 0, plan, rank, offs) != 0:
-        free(plan)
-        return -1
-    total = offs[steps]
-    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(total * inp, sizeof(floating))
-                                        + carve_bytes((total - n) * hid, sizeof(floating))
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating))
+                                        + carve_bytes((p.total - n) * hid, sizeof(floating))
                                         + 2 * carve_bytes(n * hid, sizeof(floating)))
     if cursor == NULL:
-        free(plan)
+        free(p.order)
         return -1
-    xs = <floating *>carve(&cursor, total * inp, sizeof(floating))
-    gxs = <floating *>carve(&cursor, total * inp, sizeof(floating))
-    hprev = <floating *>carve(&cursor, (total - n) * hid, sizeof(floating))
+    xs = <floating *>carve(&cursor, p.total * inp, sizeof(floating))
+    gxs = <floating *>carve(&cursor, p.total * inp, sizeof(floating))
+    hprev = <floating *>carve(&cursor, (p.total - n) * hid, sizeof(floating))
     gh0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
     h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
     # The chain backwards over the live rows, grad_hs and hs read in place through rank.
-    rc = recurrence(steps, n, offs, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads, rank,
+    rc = recurrence(steps, n, p.offs, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads, p.rank,
                     <floating *>NULL)
     if rc == 0:
         if h0 != NULL:
-            for b in range(n):
-                memcpy(h0s + rank[b] * hid, h0 + b * hid, hid * sizeof(floating))
+            sort_states(<const char *>h0, n, p.rank, row, <char *>h0s)
         elif not all_finite(dz, n * hid):  # zeros stand for h0: 0 * Inf is NaN in grad_w_hh
-            memset(h0s, 0, n * hid * sizeof(floating))
+            memset(h0s, 0, n * row)
         else:
             h0s = NULL
-        gather_packed(<const char *>x, steps, n, rank, offs, inp * sizeof(floating), <char *>xs, nthreads)
-        gather_previous(<const char *>hs, steps, n, rank, offs, hid * sizeof(floating), <char *>hprev, nthreads)
-        rc = weight_grads(total, n, hid, inp, xs, h0s, hprev, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
+        gather_packed(<const char *>x, steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>xs, nthreads)
+        gather_previous(<const char *>hs, steps, n, p.rank, p.offs, row, <char *>hprev, nthreads)
+        rc = weight_grads(p.total, n, hid, inp, xs, h0s, hprev, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
                           nthreads)
     if rc == 0:
-        scatter_packed(<const char *>gxs, steps, n, rank, offs, inp * sizeof(floating), <char *>grad_x, nthreads)
-        for b in range(n):
-            memcpy(grad_h0 + b * hid, gh0s + rank[b] * hid, hid * sizeof(floating))
-    free(plan)
+        scatter_packed(<const char *>gxs, steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>grad_x,
+                       nthreads)
+        unsort_states(<const char *>gh0s, n, p.rank, row, <char *>grad_h0)
+    free(p.order)
     return rc
 
 
