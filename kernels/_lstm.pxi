@@ -10,11 +10,11 @@ cdef struct LstmCall:
     fnn_int rows             # rows in all: T N, or offs[T]
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
-    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
-    void *hs_out             # b at sorted position rank[b]; hs_out, cs_out (T, N, H) or NULL.
-    void *cs_out             # With hs_out, hs and cs are rings of two steps (2N rows): step t's
-                             # states at rows (t % 2) N.., the packed copies needed only until
-                             # the next step
+    const fnn_int *order     # with offs, the forward's padded outputs hs_out, cs_out (T, N, H)
+    void *hs_out             # or NULL: sorted position r is sequence order[r]. With hs_out the
+    void *cs_out             # states go straight there, h0 and c0 are read in the batch's order,
+    void *hrows              # and each thread gathers a step's previous states into its own N H
+                             # values of hrows (thread i at i N H) for the product
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *c0           # (N, H), or NULL: zeros
@@ -47,39 +47,67 @@ cdef int lstm_forward_step(const StepWeights *w, const LstmCall *a, floating *ga
     cdef fnn_int r0 = 0, r1 = m
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
     cdef fnn_int before = step_start(a.offs, a.n, t - 1) * hid if t > 0 else 0
-    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
     cdef floating *hs = <floating *>a.hs
     cdef floating *cs = <floating *>a.cs
     cdef floating *g = gates + 4 * first
-    cdef const floating *h_prev
-    cdef const floating *c_prev
+    cdef const floating *h_prev = hs + before if t > 0 else h0
+    cdef const floating *c_prev = cs + before if t > 0 else <const floating *>a.c0
     cdef floating *apack
-    if a.hs_out != NULL:  # the ring: the other half holds step t-1
-        before = ((t - 1) & 1) * n * hid
-    h_prev = hs + before if t > 0 else h0
-    c_prev = cs + before if t > 0 else <const floating *>a.c0
     if step_apack(w, n, &apack) != 0:
         return -1
     if parts > 1:
         step_rows_split(w, m, part, parts, &r0, &r1)
+    if a.hs_out != NULL:
+        return lstm_forward_step_padded(w, a, g, h0, t, m, r0, r1, j0, j1, part == parts - 1, apack)
     if j0 >= j1 or r0 >= r1:
-        if a.hs_out != NULL and part == parts - 1 and j0 < j1:  # the last part zeroes the ended rows
-            unpack_step_rows(hs + here, m, m, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
-            unpack_step_rows(cs + here, m, m, m, n, a.rank, <floating *>a.cs_out + t * n * hid, hid, j0, j1)
         return 0
     if h_prev != NULL:
         step_product(w, r1 - r0, h_prev + r0 * hid, hid, g + r0 * 4 * hid, 4 * hid, j0, j1, True, t & 1, apack)
     if floating is float:
         fnn_lstm_cell_f32(r1 - r0, hid, j0, j1, g + r0 * 4 * hid, c_prev + r0 * hid if c_prev != NULL else NULL,
-                          cs + here + r0 * hid, hs + here + r0 * hid)
+                          cs + first + r0 * hid, hs + first + r0 * hid)
     else:
         fnn_lstm_cell_f64(r1 - r0, hid, j0, j1, g + r0 * 4 * hid, c_prev + r0 * hid if c_prev != NULL else NULL,
-                          cs + here + r0 * hid, hs + here + r0 * hid)
-    if a.hs_out != NULL:  # the last part also zeroes the ended rows
-        unpack_step_rows(hs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
-                         <floating *>a.hs_out + t * n * hid, hid, j0, j1)
-        unpack_step_rows(cs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
-                         <floating *>a.cs_out + t * n * hid, hid, j0, j1)
+                          cs + first + r0 * hid, hs + first + r0 * hid)
+    return 0
+
+
+cdef int lstm_forward_step_padded(const StepWeights *w, const LstmCall *a, floating *g, const floating *h0,
+                                  fnn_int t, fnn_int m, fnn_int r0, fnn_int r1, fnn_int j0, fnn_int j1,
+                                  bint last_part, floating *apack) noexcept nogil:
+    """lstm_forward_step's rows [r0, r1) of m (packed gates at g) with the states in the padded
+    hs_out, cs_out: the previous hidden states gathered for the product, each row's cell
+    reading and writing its own padded rows; the last part also zeroes the ended sequences'
+    rows. The cells write straight into the outputs, amid the arithmetic, where a copy after
+    the step would wait on every line of them (6% of a small variable-length forward)."""
+    cdef fnn_int n = a.n, hid = a.hid, i, b
+    cdef size_t row = hid * sizeof(floating)
+    cdef floating *hs_t = <floating *>a.hs_out + t * n * hid
+    cdef floating *cs_t = <floating *>a.cs_out + t * n * hid
+    cdef const floating *h_src = <const floating *>a.hs_out + (t - 1) * n * hid if t > 0 else h0
+    cdef const floating *c_src = <const floating *>a.cs_out + (t - 1) * n * hid if t > 0 else <const floating *>a.c0
+    cdef floating *h_rows = <floating *>a.hrows + omp_get_thread_num() * n * hid
+    if j0 >= j1:
+        return 0
+    if last_part:
+        for i in range(m, n):
+            b = a.order[i]
+            memset(hs_t + b * hid + j0, 0, (j1 - j0) * sizeof(floating))
+            memset(cs_t + b * hid + j0, 0, (j1 - j0) * sizeof(floating))
+    if r0 >= r1:
+        return 0
+    if h_src != NULL:
+        for i in range(r0, r1):
+            memcpy(h_rows + i * hid, h_src + a.order[i] * hid, row)
+        step_product(w, r1 - r0, h_rows + r0 * hid, hid, g + r0 * 4 * hid, 4 * hid, j0, j1, True, t & 1, apack)
+    for i in range(r0, r1):
+        b = a.order[i]
+        if floating is float:
+            fnn_lstm_cell_f32(1, hid, j0, j1, g + i * 4 * hid, c_src + b * hid if c_src != NULL else NULL,
+                              cs_t + b * hid, hs_t + b * hid)
+        else:
+            fnn_lstm_cell_f64(1, hid, j0, j1, g + i * 4 * hid, c_src + b * hid if c_src != NULL else NULL,
+                              cs_t + b * hid, hs_t + b * hid)
     return 0
 
 
@@ -315,29 +343,22 @@ cdef inline const void *data_or_null(object a):
     return NULL if a is None else <const void *>(<cnp.ndarray>a).data
 
 
-cdef void call_layout(LstmCall *a, cnp.ndarray x, cnp.ndarray hs, object offs, object hprev):
-    a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
-    a.rank, a.hs_out, a.cs_out = NULL, NULL, NULL
+cdef void call_layout(LstmCall *a, cnp.ndarray x, cnp.ndarray hs):
+    """A call on the plain layout: every step N rows of the (T, N, ...) arrays."""
+    a.rows = sequence_layout(hs, None, &a.steps, &a.n, &a.offs)
+    a.order, a.hs_out, a.cs_out, a.hrows = NULL, NULL, NULL, NULL
     a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
-    a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
+    a.hprev = <const void *>hs.data
 
 
 def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray hs, cnp.ndarray cs,
-                 gates, int num_threads, offs=None, rank=None, hs_out=None, cs_out=None):
+                 gates, int num_threads):
     """hs, cs (T, N, H) = every hidden and cell state; bias is b_ih + b_hh (or None); gates, if
     not None, (T, N, 4H) receives the activated gates (else scratch is used). All C-contiguous,
-    one dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
-    sequence_layout): x, hs, cs and gates then hold the live rows only (R rows, at least
-    offs[T]), h0 and c0 (N, H) in the same (longest first) order; hs_out and cs_out (T, N, H),
-    both or neither, receive hs and cs unpacked into the batch's order (sequence b at sorted
-    position rank[b]), zeros past each sequence's end, hs and cs then being scratch of 2N rows
-    (a ring of two steps)."""
+    one dtype, T, N, H >= 1. (Variable lengths: lstm_forward_lengths.)"""
     cdef LstmCall a
     cdef int rc
-    call_layout(&a, x, hs, offs, None)
-    if rank is not None:
-        a.rank = <const fnn_int *>(<cnp.ndarray>rank).data
-        a.hs_out, a.cs_out = <void *>data_or_null(hs_out), <void *>data_or_null(cs_out)
+    call_layout(&a, x, hs)
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads
@@ -354,16 +375,14 @@ def lstm_forward(cnp.ndarray x, h0, c0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias
 def lstm_backward(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndarray hs, cnp.ndarray cs, gates,
                   cnp.ndarray w_ih, cnp.ndarray w_hh, bias, cnp.ndarray grad_x, cnp.ndarray grad_h0,
                   cnp.ndarray grad_c0, cnp.ndarray grad_w_ih, cnp.ndarray grad_w_hh, cnp.ndarray grad_b,
-                  int num_threads, offs=None, hprev=None):
+                  int num_threads):
     """BPTT into preallocated outputs. gates: what lstm_forward(gates=...) filled, or None to
     recompute them from hs (and bias, only then read). All C-contiguous, one dtype, T, N, H >= 1.
-    offs: None, or the packed layout of variable lengths (see sequence_layout) of grad_hs, x,
-    hs, cs, gates and grad_x, with h0, c0, grad_c_n, grad_h0 and grad_c0 (N, H) in its order;
-    hprev (R - N, H) then holds the previous hidden state of every row after step 0's."""
+    (Variable lengths: lstm_backward_lengths.)"""
     cdef LstmCall a
     cdef LstmGrads g
     cdef int rc
-    call_layout(&a, x, hs, offs, hprev)
+    call_layout(&a, x, hs)
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
     a.nthreads = num_threads
@@ -382,38 +401,26 @@ def lstm_backward(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, cnp.ndar
 
 cdef int lstm_forward_lengths_run(LstmCall *a, const fnn_int *length, const floating *dtype_tag) noexcept nogil:
     """lstm_forward_run on the packed layout of these lengths, a holding the padded arrays (x,
-    h0, c0 in the batch's order, hs_out and cs_out): the plan, the packed x and the sorted
-    initial states in this thread's FNN_SCRATCH_SEQUENCES buffer, the states' rings of two
-    steps beside them."""
+    h0, c0 in the batch's order, hs_out and cs_out): the plan, the packed x and the threads'
+    gathered states in this thread's FNN_SCRATCH_SEQUENCES buffer."""
     cdef SequencePlan p
     cdef fnn_int n = a.n, hid = a.hid
-    cdef size_t row = hid * sizeof(floating)
     cdef char *cursor
     cdef void *packed_x
-    cdef void *sorted_h0
-    cdef void *sorted_c0
     cdef int rc
     if sequence_plan(&p, length, n, a.steps) != 0:
         return -1
     cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(p.total * a.inp, sizeof(floating))
-                                        + 6 * carve_bytes(n * hid, sizeof(floating)))
+                                        + carve_bytes(max(a.nthreads, 1) * n * hid, sizeof(floating)))
     if cursor == NULL:
         free(p.order)
         return -1
     packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x, a.nthreads)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x,
+                  a.nthreads)
     a.x = packed_x
-    a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
-    a.cs = carve(&cursor, 2 * n * hid, sizeof(floating))
-    sorted_h0 = carve(&cursor, n * hid, sizeof(floating))
-    sorted_c0 = carve(&cursor, n * hid, sizeof(floating))
-    if a.h0 != NULL:
-        sort_states(<const char *>a.h0, n, p.rank, row, <char *>sorted_h0)
-        a.h0 = sorted_h0
-    if a.c0 != NULL:
-        sort_states(<const char *>a.c0, n, p.rank, row, <char *>sorted_c0)
-        a.c0 = sorted_c0
-    a.offs, a.rank, a.rows, a.hprev = p.offs, p.rank, p.total, NULL
+    a.hrows = carve(&cursor, max(a.nthreads, 1) * n * hid, sizeof(floating))
+    a.offs, a.order, a.rows, a.hprev, a.hs, a.cs = p.offs, p.order, p.total, NULL, NULL, NULL
     rc = lstm_forward_run(a, dtype_tag)
     free(p.order)
     return rc
@@ -493,7 +500,7 @@ cdef int lstm_backward_lengths_run(LstmCall *a, LstmGrads *gr, const fnn_int *le
     if gr.grad_c_n != NULL:
         sort_states(<const char *>gr.grad_c_n, n, p.rank, row, <char *>region)
         gr.grad_c_n = region
-    a.offs, a.rank, a.rows, a.hs = p.offs, p.rank, p.total, NULL
+    a.offs, a.rows, a.hs = p.offs, p.total, NULL
     rc = lstm_backward_run(a, gr, dtype_tag)
     if rc == 0:
         scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
@@ -520,7 +527,7 @@ def lstm_backward_lengths(cnp.ndarray grad_hs, grad_c_n, cnp.ndarray x, h0, c0, 
     a.steps, a.n, a.inp, a.hid = hs.shape[0], hs.shape[1], x.shape[2], hs.shape[2]
     a.x, a.h0, a.c0, a.w_ih, a.w_hh = x.data, data_or_null(h0), data_or_null(c0), w_ih.data, w_hh.data
     a.bias, a.gates, a.hs, a.cs = data_or_null(bias), <void *>data_or_null(gates), hs.data, cs.data
-    a.hs_out, a.cs_out, a.nthreads = NULL, NULL, num_threads
+    a.order, a.hs_out, a.cs_out, a.hrows, a.nthreads = NULL, NULL, NULL, NULL, num_threads
     g.grad_hs, g.grad_c_n = grad_hs.data, data_or_null(grad_c_n)
     g.grad_x, g.grad_h0, g.grad_c0 = grad_x.data, grad_h0.data, grad_c0.data
     g.grad_w_ih, g.grad_w_hh, g.grad_b = grad_w_ih.data, grad_w_hh.data, grad_b.data
