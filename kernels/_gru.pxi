@@ -10,9 +10,11 @@ cdef struct GruCall:
     fnn_int rows             # rows in all: T N, or offs[T]
     const void *hprev        # (rows - N, H): the previous state of every row after step 0's,
                              # read by the backward (hs itself when offs is NULL)
-    const fnn_int *rank      # with offs, the forward's unpacking (see unpack_step): sequence
-    void *hs_out             # b at sorted position rank[b]; hs_out (T, N, H) or NULL. With
-                             # hs_out, hs is a ring of two steps (2N rows), step t at (t % 2) N
+    const fnn_int *order     # with offs, the forward's padded output hs_out (T, N, H) or NULL:
+    void *hs_out             # sorted position r is sequence order[r]. With hs_out the states go
+    void *hrows              # straight there, h0 is read in the batch's order, and each thread
+                             # gathers a step's previous states into its own N H values of
+                             # hrows (thread i at i N H) for the product and the cell
     const void *x            # (T, N, I)
     const void *h0           # (N, H), or NULL: zeros
     const void *w_ih         # (3H, I)
@@ -44,22 +46,18 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
     cdef fnn_int n = a.n, hid = a.hid, m = step_rows(a.offs, a.n, t)
     cdef fnn_int r0 = 0, r1 = m
     cdef fnn_int first = step_start(a.offs, a.n, t) * hid
-    cdef fnn_int here = (t & 1) * n * hid if a.hs_out != NULL else first
-    cdef fnn_int before = 0
     cdef floating *hs = <floating *>a.hs
-    cdef const floating *h_prev = h0
+    cdef const floating *h_prev = hs + step_start(a.offs, n, t - 1) * hid if t > 0 else h0
     cdef const floating *gh_in = NULL
     cdef floating *apack
-    if t > 0:  # the ring's other half, or the previous step's packed rows
-        before = ((t - 1) & 1) * n * hid if a.hs_out != NULL else step_start(a.offs, n, t - 1) * hid
-        h_prev = hs + before
     if step_apack(w, n, &apack) != 0:
         return -1
     if parts > 1:
         step_rows_split(w, m, part, parts, &r0, &r1)
+    if a.hs_out != NULL:
+        return gru_forward_step_padded(w, a, gates + 3 * first, ghn + first if ghn != NULL else NULL, gh, h0, t, m,
+                                       r0, r1, j0, j1, part == parts - 1, apack)
     if j0 >= j1 or r0 >= r1:
-        if a.hs_out != NULL and part == parts - 1 and j0 < j1:  # the last part zeroes the ended rows
-            unpack_step_rows(hs + here, m, m, m, n, a.rank, <floating *>a.hs_out + t * n * hid, hid, j0, j1)
         return 0
     if h_prev != NULL:
         step_product(w, r1 - r0, h_prev + r0 * hid, hid, gh + r0 * 3 * hid, 3 * hid, j0, j1, False, t & 1, apack)
@@ -67,14 +65,47 @@ cdef int gru_forward_step(const StepWeights *w, const GruCall *a, floating *gate
     if floating is float:
         fnn_gru_cell_f32(r1 - r0, hid, j0, j1, gates + 3 * (first + r0 * hid), gh_in, <const float *>a.b_hn,
                          h_prev + r0 * hid if h_prev != NULL else NULL,
-                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + here + r0 * hid)
+                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + first + r0 * hid)
     else:
         fnn_gru_cell_f64(r1 - r0, hid, j0, j1, gates + 3 * (first + r0 * hid), gh_in, <const double *>a.b_hn,
                          h_prev + r0 * hid if h_prev != NULL else NULL,
-                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + here + r0 * hid)
-    if a.hs_out != NULL:  # the last part also zeroes the ended rows
-        unpack_step_rows(hs + here, r0, r1, m if part == parts - 1 else n, n, a.rank,
-                         <floating *>a.hs_out + t * n * hid, hid, j0, j1)
+                         ghn + first + r0 * hid if ghn != NULL else NULL, hs + first + r0 * hid)
+    return 0
+
+
+cdef int gru_forward_step_padded(const StepWeights *w, const GruCall *a, floating *g, floating *ghn, floating *gh,
+                                 const floating *h0, fnn_int t, fnn_int m, fnn_int r0, fnn_int r1, fnn_int j0,
+                                 fnn_int j1, bint last_part, floating *apack) noexcept nogil:
+    """gru_forward_step's rows [r0, r1) of m (packed gates at g, ghn) with the states in the
+    padded hs_out: the previous states gathered for the product and the cell, each row's cell
+    writing its own padded row; the last part also zeroes the ended sequences' rows (see
+    lstm_forward_step_padded)."""
+    cdef fnn_int n = a.n, hid = a.hid, i
+    cdef floating *hs_t = <floating *>a.hs_out + t * n * hid
+    cdef const floating *h_src = <const floating *>a.hs_out + (t - 1) * n * hid if t > 0 else h0
+    cdef floating *h_rows = <floating *>a.hrows + omp_get_thread_num() * n * hid
+    cdef const floating *h_prev = NULL
+    cdef const floating *gh_row = NULL
+    if j0 >= j1:
+        return 0
+    if last_part:
+        for i in range(m, n):
+            memset(hs_t + a.order[i] * hid + j0, 0, (j1 - j0) * sizeof(floating))
+    if r0 >= r1:
+        return 0
+    if h_src != NULL:
+        for i in range(r0, r1):
+            memcpy(h_rows + i * hid, h_src + a.order[i] * hid, hid * sizeof(floating))
+        step_product(w, r1 - r0, h_rows + r0 * hid, hid, gh + r0 * 3 * hid, 3 * hid, j0, j1, False, t & 1, apack)
+    for i in range(r0, r1):
+        if h_src != NULL:
+            h_prev, gh_row = h_rows + i * hid, gh + i * 3 * hid
+        if floating is float:
+            fnn_gru_cell_f32(1, hid, j0, j1, g + 3 * i * hid, gh_row, <const float *>a.b_hn, h_prev,
+                             ghn + i * hid if ghn != NULL else NULL, hs_t + a.order[i] * hid)
+        else:
+            fnn_gru_cell_f64(1, hid, j0, j1, g + 3 * i * hid, gh_row, <const double *>a.b_hn, h_prev,
+                             ghn + i * hid if ghn != NULL else NULL, hs_t + a.order[i] * hid)
     return 0
 
 
@@ -320,28 +351,23 @@ cdef int gru_backward_run(const GruCall *a, const GruGrads *gr, const floating *
     return rc
 
 
-cdef void gru_call_layout(GruCall *a, cnp.ndarray x, cnp.ndarray hs, object offs, object hprev):
-    a.rows = sequence_layout(hs, offs, &a.steps, &a.n, &a.offs)
+cdef void gru_call_layout(GruCall *a, cnp.ndarray x, cnp.ndarray hs):
+    """A call on the plain layout: every step N rows of the (T, N, ...) arrays."""
+    a.rows = sequence_layout(hs, None, &a.steps, &a.n, &a.offs)
     a.inp, a.hid = x.shape[x.ndim - 1], hs.shape[hs.ndim - 1]
-    a.hprev = <const void *>hs.data if hprev is None else <const void *>(<cnp.ndarray>hprev).data
-    a.rank, a.hs_out = NULL, NULL
+    a.hprev = <const void *>hs.data
+    a.order, a.hs_out, a.hrows = NULL, NULL, NULL
 
 
 def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_hn, cnp.ndarray hs, gates, ghn,
-                int num_threads, offs=None, rank=None, hs_out=None):
+                int num_threads):
     """hs (T, N, H) = every hidden state. bias (3H,): b_ih + b_hh in the r and z parts, b_in in
     the n part (or None); b_hn (H,) or None. gates (T, N, 3H) and ghn (T, N, H), both or
     neither, receive what the backward needs (else scratch is used). All C-contiguous, one
-    dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
-    sequence_layout): x, hs, gates and ghn then hold the live rows only, h0 (N, H) in the same
-    (longest first) order; hs_out (T, N, H), if given, receives hs unpacked into the batch's
-    order (sequence b at sorted position rank[b]), zeros past each sequence's end, hs then
-    being scratch of 2N rows (a ring of two steps)."""
+    dtype, T, N, H >= 1. (Variable lengths: gru_forward_lengths.)"""
     cdef GruCall a
     cdef int rc
-    gru_call_layout(&a, x, hs, offs, None)
-    if rank is not None:
-        a.rank, a.hs_out = <const fnn_int *>(<cnp.ndarray>rank).data, <void *>data_or_null(hs_out)
+    gru_call_layout(&a, x, hs)
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
@@ -358,17 +384,14 @@ def gru_forward(cnp.ndarray x, h0, cnp.ndarray w_ih, cnp.ndarray w_hh, bias, b_h
 
 def gru_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, ghn, cnp.ndarray w_ih,
                  cnp.ndarray w_hh, bias, b_hn, cnp.ndarray grad_x, cnp.ndarray grad_h0, cnp.ndarray grad_w_ih,
-                 cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih, cnp.ndarray grad_b_hh, int num_threads, offs=None,
-                 hprev=None):
+                 cnp.ndarray grad_w_hh, cnp.ndarray grad_b_ih, cnp.ndarray grad_b_hh, int num_threads):
     """BPTT into preallocated outputs. gates, ghn: what gru_forward(gates=..., ghn=...) filled,
     or None to recompute them from hs (and bias, b_hn, only then read). All C-contiguous, one
-    dtype, T, N, H >= 1. offs: None, or the packed layout of variable lengths (see
-    sequence_layout) of grad_hs, x, hs, gates, ghn and grad_x, with h0 and grad_h0 (N, H) in its
-    order; hprev (R - N, H) then holds the previous state of every row after step 0's."""
+    dtype, T, N, H >= 1. (Variable lengths: gru_backward_lengths.)"""
     cdef GruCall a
     cdef GruGrads g
     cdef int rc
-    gru_call_layout(&a, x, hs, offs, hprev)
+    gru_call_layout(&a, x, hs)
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
@@ -387,30 +410,26 @@ def gru_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, gates, 
 
 cdef int gru_forward_lengths_run(GruCall *a, const fnn_int *length, const floating *dtype_tag) noexcept nogil:
     """gru_forward_run on the packed layout of these lengths, a holding the padded arrays (x, h0
-    in the batch's order, hs_out): the plan, the packed x and the sorted initial state in this
-    thread's FNN_SCRATCH_SEQUENCES buffer, the state's ring of two steps beside them."""
+    in the batch's order, hs_out): the plan, the packed x and the threads' gathered states in
+    this thread's FNN_SCRATCH_SEQUENCES buffer."""
     cdef SequencePlan p
     cdef fnn_int n = a.n, hid = a.hid
     cdef char *cursor
     cdef void *packed_x
-    cdef void *sorted_h0
     cdef int rc
     if sequence_plan(&p, length, n, a.steps) != 0:
         return -1
     cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(p.total * a.inp, sizeof(floating))
-                                        + 3 * carve_bytes(n * hid, sizeof(floating)))
+                                        + carve_bytes(max(a.nthreads, 1) * n * hid, sizeof(floating)))
     if cursor == NULL:
         free(p.order)
         return -1
     packed_x = carve(&cursor, p.total * a.inp, sizeof(floating))
-    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x, a.nthreads)
+    gather_packed(<const char *>a.x, a.steps, n, p.rank, p.offs, a.inp * sizeof(floating), <char *>packed_x,
+                  a.nthreads)
     a.x = packed_x
-    a.hs = carve(&cursor, 2 * n * hid, sizeof(floating))
-    sorted_h0 = carve(&cursor, n * hid, sizeof(floating))
-    if a.h0 != NULL:
-        sort_states(<const char *>a.h0, n, p.rank, hid * sizeof(floating), <char *>sorted_h0)
-        a.h0 = sorted_h0
-    a.offs, a.rank, a.rows, a.hprev = p.offs, p.rank, p.total, NULL
+    a.hrows = carve(&cursor, max(a.nthreads, 1) * n * hid, sizeof(floating))
+    a.offs, a.order, a.rows, a.hprev, a.hs = p.offs, p.order, p.total, NULL, NULL
     rc = gru_forward_run(a, dtype_tag)
     free(p.order)
     return rc
@@ -478,7 +497,7 @@ cdef int gru_backward_lengths_run(GruCall *a, GruGrads *gr, const fnn_int *lengt
     if a.h0 != NULL:
         sort_states(<const char *>a.h0, n, p.rank, row, <char *>region)
         a.h0 = region
-    a.offs, a.rank, a.rows, a.hs = p.offs, p.rank, p.total, NULL
+    a.offs, a.rows, a.hs = p.offs, p.total, NULL
     rc = gru_backward_run(a, gr, dtype_tag)
     if rc == 0:
         scatter_packed(<const char *>gr.grad_x, a.steps, n, p.rank, p.offs, inp * sizeof(floating),
@@ -505,7 +524,7 @@ def gru_backward_lengths(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs,
     a.x, a.h0, a.w_ih, a.w_hh = x.data, data_or_null(h0), w_ih.data, w_hh.data
     a.bias, a.b_hn, a.hs = data_or_null(bias), data_or_null(b_hn), hs.data
     a.gates, a.ghn = <void *>data_or_null(gates), <void *>data_or_null(ghn)
-    a.hs_out, a.nthreads = NULL, num_threads
+    a.order, a.hs_out, a.hrows, a.nthreads = NULL, NULL, NULL, num_threads
     g.grad_hs, g.grad_x, g.grad_h0 = grad_hs.data, grad_x.data, grad_h0.data
     g.grad_w_ih, g.grad_w_hh, g.grad_b_ih, g.grad_b_hh = grad_w_ih.data, grad_w_hh.data, grad_b_ih.data, grad_b_hh.data
     if cnp.PyArray_TYPE(hs) == cnp.NPY_FLOAT32:
