@@ -75,11 +75,12 @@ cdef inline const floating *block_bias(const floating *bias, int flags, fnn_int 
 cdef void gemm_block_column(const Tiling *t, fnn_int m, fnn_int n, fnn_int k,
                             fnn_int ic_begin, fnn_int ic_end, fnn_int jc,
                             const floating *a, fnn_int rs_a, fnn_int cs_a,
-                            const floating *b, fnn_int rs_b, fnn_int cs_b,
+                            const floating *b, fnn_int rs_b, fnn_int cs_b, const fnn_int *b_rows,
                             floating *c, fnn_int ldc, int flags, const floating *bias,
                             floating *bpack, floating *apack) noexcept nogil:
     """Rows [ic_begin, ic_end) of one NC-wide column panel of C: loop over k in KC blocks
-    (pack B), then over m in MC blocks (pack A), then the macro-kernel."""
+    (pack B), then over m in MC blocks (pack A), then the macro-kernel. b_rows: NULL, or B's
+    row p is row b_rows[p] of b (cs_b = 1)."""
     cdef fnn_int ic_blk, pc_blk
     cdef fnn_int nc = min(t.nc, n - jc)
     cdef fnn_int pc, kc, ic, mc
@@ -93,7 +94,12 @@ cdef void gemm_block_column(const Tiling *t, fnn_int m, fnn_int n, fnn_int k,
     for pc_blk in range(ceil_div(k, kstep)):
         pc = pc_blk * kstep
         kc = min(kstep, k - pc)
-        pack_b(t, kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack)
+        if b_rows == NULL:
+            pack_b(t, kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack)
+        elif floating is float:
+            fnn_pack_b_gather_f32(t.nr, kc, nc, b + jc, rs_b, b_rows + pc, bpack)
+        else:
+            fnn_pack_b_gather_f64(t.nr, kc, nc, b + jc, rs_b, b_rows + pc, bpack)
         for ic_blk in range(ceil_div(ic_end - ic_begin, t.mc)):
             ic = ic_begin + ic_blk * t.mc
             mc = min(t.mc, ic_end - ic)
@@ -123,8 +129,9 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
                        const floating *a, fnn_int rs_a, fnn_int cs_a,
                        const floating *b, fnn_int rs_b, fnn_int cs_b,
                        floating *c, fnn_int ldc, int flags, const floating *bias,
-                       int nthreads) noexcept nogil:
-    """C (m x n, row-major, ldc) op= A (m x k) * B (k x n) on up to nthreads threads.
+                       int nthreads, const fnn_int *b_rows=NULL) noexcept nogil:
+    """C (m x n, row-major, ldc) op= A (m x k) * B (k x n) on up to nthreads threads. b_rows:
+    NULL, or B's row p is row b_rows[p] of b (B row-major, cs_b = 1): rows gathered as packed.
 
     Each C element is reduced in the same order whatever the split into work items, so
     results do not depend on the thread count. Returns 0, or -1 when scratch memory could
@@ -162,7 +169,7 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
             return -1
         for jc_blk in range(ceil_div(n, t.nc)):
             jc = jc_blk * t.nc
-            gemm_block_column(&t, m, n, k, 0, m, jc, a, rs_a, cs_a, b, rs_b, cs_b,
+            gemm_block_column(&t, m, n, k, 0, m, jc, a, rs_a, cs_a, b, rs_b, cs_b, b_rows,
                               c, ldc, flags, bias, buf, buf + round_up(t.nc, t.nr) * t.kc)
         return 0
     with parallel(num_threads=team):
@@ -176,7 +183,7 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
                 part = item % ic_parts
                 ic_begin = (part * n_ic // ic_parts) * t.mr
                 ic_end = min(m, ((part + 1) * n_ic // ic_parts) * t.mr)
-                gemm_block_column(&t, m, n, k, ic_begin, ic_end, jc, a, rs_a, cs_a, b, rs_b, cs_b,
+                gemm_block_column(&t, m, n, k, ic_begin, ic_end, jc, a, rs_a, cs_a, b, rs_b, cs_b, b_rows,
                                   c, ldc, flags, bias, buf, buf + round_up(t.nc, t.nr) * t.kc)
     return -1 if failed else 0
 

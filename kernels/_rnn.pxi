@@ -306,10 +306,12 @@ def rnn_backward(cnp.ndarray grad_hs, cnp.ndarray x, h0, cnp.ndarray hs, cnp.nda
 cdef int weight_grads(fnn_int rows, fnn_int n, fnn_int hid, fnn_int inp, const floating *x,
                       const floating *h0, const floating *hprev, const floating *w_ih,
                       const floating *w_hh, const floating *dz, floating *grad_x, floating *grad_h0,
-                      floating *grad_w_ih, floating *grad_w_hh, int nthreads) noexcept nogil:
+                      floating *grad_w_ih, floating *grad_w_hh, int nthreads, const fnn_int *x_rows=NULL,
+                      const fnn_int *prev_rows=NULL) noexcept nogil:
     """Everything BPTT needs once dz is known, each as one GEMM over all (live) rows at once:
     rows in all, the first n of them step 0's; hprev holds the previous state of every later
-    row (hs[:-1] when every step has n rows)."""
+    row (hs[:-1] when every step has n rows). x_rows, prev_rows: NULL, or row j of x, hprev is
+    their row x_rows[j], prev_rows[j] (the padded arrays of a variable-length batch)."""
     cdef fnn_int nh = n * hid
     cdef int rc = 0
     # grad_h0 = dz[0] @ w_hh
@@ -321,10 +323,11 @@ cdef int weight_grads(fnn_int rows, fnn_int n, fnn_int hid, fnn_int inp, const f
     if rc == 0:
         rc = gemm_parallel(rows, inp, hid, dz, hid, 1, w_ih, inp, 1, grad_x, inp, 0, <floating *>NULL, nthreads)
     if rc == 0:
-        rc = gemm_parallel(hid, inp, rows, dz, 1, hid, x, inp, 1, grad_w_ih, inp, 0, <floating *>NULL, nthreads)
+        rc = gemm_parallel(hid, inp, rows, dz, 1, hid, x, inp, 1, grad_w_ih, inp, 0, <floating *>NULL, nthreads,
+                           x_rows)
     if rc == 0:
         rc = gemm_parallel(hid, hid, rows - n if rows > 0 else 0, dz + nh, 1, hid, hprev, hid, 1,
-                           grad_w_hh, hid, 0, <floating *>NULL, nthreads)
+                           grad_w_hh, hid, 0, <floating *>NULL, nthreads, prev_rows)
     if rc == 0 and h0 != NULL and rows > 0:
         rc = gemm_parallel(hid, hid, n, dz, 1, hid, h0, hid, 1, grad_w_hh, hid, FNN_ACCUMULATE,
                            <floating *>NULL, nthreads)
@@ -432,28 +435,35 @@ cdef int rnn_backward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int
                                   const floating *hs, const floating *w_ih, const floating *w_hh, int act,
                                   floating *dz, floating *grad_x, floating *grad_h0, floating *grad_w_ih,
                                   floating *grad_w_hh, int nthreads) noexcept nogil:
+    """The weight gradients read x and the previous states straight from the padded arrays
+    (their rows gathered as the GEMM packs them); only grad_x goes through a packed copy."""
     cdef SequencePlan p
     cdef size_t row = hid * sizeof(floating)
+    cdef fnn_int t, r, j
     cdef int rc
     cdef char *cursor
-    cdef floating *xs
-    cdef floating *hprev
+    cdef fnn_int *padded_row
     cdef floating *gxs
     cdef floating *gh0s
     cdef floating *h0s = NULL
     if sequence_plan(&p, length, n, steps) != 0:
         return -1
-    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, 2 * carve_bytes(p.total * inp, sizeof(floating))
-                                        + carve_bytes((p.total - n) * hid, sizeof(floating))
-                                        + 2 * carve_bytes(n * hid, sizeof(floating)))
+    cursor = <char *>fnn_thread_scratch(FNN_SCRATCH_SEQUENCES, carve_bytes(p.total * inp, sizeof(floating))
+                                        + 2 * carve_bytes(n * hid, sizeof(floating))
+                                        + carve_bytes(2 * p.total, sizeof(fnn_int)))
     if cursor == NULL:
         free(p.order)
         return -1
-    xs = <floating *>carve(&cursor, p.total * inp, sizeof(floating))
     gxs = <floating *>carve(&cursor, p.total * inp, sizeof(floating))
-    hprev = <floating *>carve(&cursor, (p.total - n) * hid, sizeof(floating))
     gh0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
     h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
+    # packed row j is padded row padded_row[j]; its previous state's, padded_row[j] - n
+    padded_row = <fnn_int *>carve(&cursor, 2 * p.total, sizeof(fnn_int))
+    for t in range(steps):
+        for r in range(p.offs[t + 1] - p.offs[t]):
+            padded_row[p.offs[t] + r] = t * n + p.order[r]
+    for j in range(n, p.total):
+        padded_row[p.total + j - n] = padded_row[j] - n
     # The chain backwards over the live rows, grad_hs and hs read in place through rank.
     rc = recurrence(steps, n, p.offs, hid, hs, w_hh, hid, 1, dz, grad_hs, act, False, nthreads, p.rank,
                     <floating *>NULL)
@@ -464,10 +474,8 @@ cdef int rnn_backward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int
             memset(h0s, 0, n * row)
         else:
             h0s = NULL
-        gather_packed(<const char *>x, steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>xs, nthreads)
-        gather_previous(<const char *>hs, steps, n, p.rank, p.offs, row, <char *>hprev, nthreads)
-        rc = weight_grads(p.total, n, hid, inp, xs, h0s, hprev, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
-                          nthreads)
+        rc = weight_grads(p.total, n, hid, inp, x, h0s, hs, w_ih, w_hh, dz, gxs, gh0s, grad_w_ih, grad_w_hh,
+                          nthreads, padded_row, padded_row + p.total)
     if rc == 0:
         scatter_packed(<const char *>gxs, steps, n, p.rank, p.offs, inp * sizeof(floating), <char *>grad_x,
                        nthreads)

@@ -44,6 +44,10 @@ cdef extern from "fnn_gemm.h" nogil:
     void fnn_transpose_f64(fnn_int rows, fnn_int cols, const double *src, fnn_int lds, double *dst, fnn_int ldd)
     void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs, fnn_int cs, float *dst)
     void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs, fnn_int cs, double *dst)
+    void fnn_pack_b_gather_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs, const fnn_int *row_at,
+                               float *dst)
+    void fnn_pack_b_gather_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs, const fnn_int *row_at,
+                               double *dst)
 
     void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n, fnn_int k,
                             const float *apack, const float *bpack, float *c, fnn_int ldc,

@@ -497,7 +497,7 @@ void fnn_transpose_f64(fnn_int rows, fnn_int cols, const double *src, fnn_int ld
  */
 static void fnn_pack_b_rows_f32(int nr, fnn_int k, fnn_int n,
                                const float *FNN_RESTRICT b, fnn_int rs,
-                               float *FNN_RESTRICT dst)
+                               const fnn_int *row_at, float *FNN_RESTRICT dst)
 {
     const fnn_int gw = fnn_b_group(nr, sizeof(float));
     const fnn_int line = 64 / sizeof(float);
@@ -507,10 +507,11 @@ static void fnn_pack_b_rows_f32(int nr, fnn_int k, fnn_int n,
         const fnn_int gcols = n - j0 < gw ? n - j0 : gw;
         float *gdst = dst + j0 * k; /* the group's first panel */
         for (p = 0; p < k; p++) {
-            const float *row = b + p * rs + j0;
+            const float *row = b + (row_at ? row_at[p] : p) * rs + j0;
             if (p + FNN_PACK_AHEAD < k)
                 for (j = 0; j < gcols; j += line)
-                    FNN_PREFETCH(row + FNN_PACK_AHEAD * rs + j);
+                    FNN_PREFETCH(b + (row_at ? row_at[p + FNN_PACK_AHEAD] : p + FNN_PACK_AHEAD) * rs
+                                 + j0 + j);
             for (q = 0; q < gcols; q += nr) {
                 const fnn_int cols = gcols - q < nr ? gcols - q : nr;
                 float *d = gdst + q * k + p * nr;
@@ -523,12 +524,18 @@ static void fnn_pack_b_rows_f32(int nr, fnn_int k, fnn_int n,
     }
 }
 
+void fnn_pack_b_gather_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
+                           const fnn_int *row_at, float *dst)
+{
+    fnn_pack_b_rows_f32(nr, k, n, b, rs, row_at, dst);
+}
+
 void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
                     fnn_int cs, float *dst)
 {
     fnn_int j0, j, p;
     if (cs == 1) {
-        fnn_pack_b_rows_f32(nr, k, n, b, rs, dst);
+        fnn_pack_b_rows_f32(nr, k, n, b, rs, NULL, dst);
         return;
     }
     /* loop over n in NR-wide micro-panels */
@@ -558,7 +565,7 @@ void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
  */
 static void fnn_pack_b_rows_f64(int nr, fnn_int k, fnn_int n,
                                const double *FNN_RESTRICT b, fnn_int rs,
-                               double *FNN_RESTRICT dst)
+                               const fnn_int *row_at, double *FNN_RESTRICT dst)
 {
     const fnn_int gw = fnn_b_group(nr, sizeof(double));
     const fnn_int line = 64 / sizeof(double);
@@ -568,10 +575,11 @@ static void fnn_pack_b_rows_f64(int nr, fnn_int k, fnn_int n,
         const fnn_int gcols = n - j0 < gw ? n - j0 : gw;
         double *gdst = dst + j0 * k; /* the group's first panel */
         for (p = 0; p < k; p++) {
-            const double *row = b + p * rs + j0;
+            const double *row = b + (row_at ? row_at[p] : p) * rs + j0;
             if (p + FNN_PACK_AHEAD < k)
                 for (j = 0; j < gcols; j += line)
-                    FNN_PREFETCH(row + FNN_PACK_AHEAD * rs + j);
+                    FNN_PREFETCH(b + (row_at ? row_at[p + FNN_PACK_AHEAD] : p + FNN_PACK_AHEAD) * rs
+                                 + j0 + j);
             for (q = 0; q < gcols; q += nr) {
                 const fnn_int cols = gcols - q < nr ? gcols - q : nr;
                 double *d = gdst + q * k + p * nr;
@@ -584,12 +592,18 @@ static void fnn_pack_b_rows_f64(int nr, fnn_int k, fnn_int n,
     }
 }
 
+void fnn_pack_b_gather_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
+                           const fnn_int *row_at, double *dst)
+{
+    fnn_pack_b_rows_f64(nr, k, n, b, rs, row_at, dst);
+}
+
 void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
                     fnn_int cs, double *dst)
 {
     fnn_int j0, j, p;
     if (cs == 1) {
-        fnn_pack_b_rows_f64(nr, k, n, b, rs, dst);
+        fnn_pack_b_rows_f64(nr, k, n, b, rs, NULL, dst);
         return;
     }
     /* loop over n in NR-wide micro-panels */

@@ -104,6 +104,12 @@ void fnn_pack_b_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
                     fnn_int cs, float *dst);
 void fnn_pack_b_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
                     fnn_int cs, double *dst);
+/* Row-major B whose row p is row row_at[p] of b (rs apart): the packed rows of a variable-length
+ * batch read straight from its padded arrays, with no gathered copy. */
+void fnn_pack_b_gather_f32(int nr, fnn_int k, fnn_int n, const float *b, fnn_int rs,
+                           const fnn_int *row_at, float *dst);
+void fnn_pack_b_gather_f64(int nr, fnn_int k, fnn_int n, const double *b, fnn_int rs,
+                           const fnn_int *row_at, double *dst);
 
 /* ---- loop nest --------------------------------------------------------- */
 
