@@ -89,13 +89,11 @@ cdef int gru_forward_step_padded(const StepWeights *w, const GruCall *a, floatin
     if j0 >= j1:
         return 0
     if last_part:
-        for i in range(m, n):
-            memset(hs_t + a.order[i] * hid + j0, 0, (j1 - j0) * sizeof(floating))
+        zero_ended_rows(hs_t, m, n, a.order, hid, j0, j1)
     if r0 >= r1:
         return 0
     if h_src != NULL:
-        for i in range(r0, r1):
-            memcpy(h_rows + i * hid, h_src + a.order[i] * hid, hid * sizeof(floating))
+        gather_state_rows(h_src, a.order, r0, r1, hid, h_rows)
         step_product(w, r1 - r0, h_rows + r0 * hid, hid, gh + r0 * 3 * hid, 3 * hid, j0, j1, False, t & 1, apack)
     for i in range(r0, r1):
         if h_src != NULL:

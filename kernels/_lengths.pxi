@@ -22,6 +22,24 @@ cdef inline void unpack_step_rows(const floating *src, fnn_int r0, fnn_int r1, f
             memset(dst + b * width + j0, 0, count)
 
 
+cdef inline void zero_ended_rows(floating *dst, fnn_int m, fnn_int n, const fnn_int *order, fnn_int width,
+                                 fnn_int j0, fnn_int j1) noexcept nogil:
+    """Columns [j0, j1) of the padded step at dst zeroed for the sequences at sorted positions
+    m and after (those ended before this step)."""
+    cdef fnn_int i
+    for i in range(m, n):
+        memset(dst + order[i] * width + j0, 0, (j1 - j0) * sizeof(floating))
+
+
+cdef inline void gather_state_rows(const floating *src, const fnn_int *order, fnn_int r0, fnn_int r1,
+                                   fnn_int width, floating *dst) noexcept nogil:
+    """Rows [r0, r1) of dst (packed order) from the padded step at src: row i is src's row
+    order[i]."""
+    cdef fnn_int i
+    for i in range(r0, r1):
+        memcpy(dst + i * width, src + order[i] * width, width * sizeof(floating))
+
+
 cdef inline void pack_step(const floating *src, fnn_int rows, fnn_int n, const fnn_int *rank, floating *dst,
                            fnn_int width) noexcept nogil:
     """One padded step (n rows at src, in batch order) into its packed rows at dst: the live

@@ -81,7 +81,6 @@ cdef int lstm_forward_step_padded(const StepWeights *w, const LstmCall *a, float
     rows. The cells write straight into the outputs, amid the arithmetic, where a copy after
     the step would wait on every line of them (6% of a small variable-length forward)."""
     cdef fnn_int n = a.n, hid = a.hid, i, b
-    cdef size_t row = hid * sizeof(floating)
     cdef floating *hs_t = <floating *>a.hs_out + t * n * hid
     cdef floating *cs_t = <floating *>a.cs_out + t * n * hid
     cdef const floating *h_src = <const floating *>a.hs_out + (t - 1) * n * hid if t > 0 else h0
@@ -90,15 +89,12 @@ cdef int lstm_forward_step_padded(const StepWeights *w, const LstmCall *a, float
     if j0 >= j1:
         return 0
     if last_part:
-        for i in range(m, n):
-            b = a.order[i]
-            memset(hs_t + b * hid + j0, 0, (j1 - j0) * sizeof(floating))
-            memset(cs_t + b * hid + j0, 0, (j1 - j0) * sizeof(floating))
+        zero_ended_rows(hs_t, m, n, a.order, hid, j0, j1)
+        zero_ended_rows(cs_t, m, n, a.order, hid, j0, j1)
     if r0 >= r1:
         return 0
     if h_src != NULL:
-        for i in range(r0, r1):
-            memcpy(h_rows + i * hid, h_src + a.order[i] * hid, row)
+        gather_state_rows(h_src, a.order, r0, r1, hid, h_rows)
         step_product(w, r1 - r0, h_rows + r0 * hid, hid, g + r0 * 4 * hid, 4 * hid, j0, j1, True, t & 1, apack)
     for i in range(r0, r1):
         b = a.order[i]
