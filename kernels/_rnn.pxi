@@ -129,7 +129,8 @@ cdef int step_columns(const Tiling *t, fnn_int steps, fnn_int n, const fnn_int *
 
 cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, const floating *h0,
                     const floating *b_src, fnn_int b_rs, fnn_int b_cs, floating *out, const floating *grad_hs, int act,
-                    bint forward, int nthreads, const fnn_int *rank, floating *padded) noexcept nogil:
+                    bint forward, int nthreads, const fnn_int *rank, floating *padded,
+                    bint b_packed=False) noexcept nogil:
     """The serial chain over time shared by the forward pass and BPTT.
 
     forward: out[t] (pre-filled with the input projection) += out[t-1] @ B (h0 for t = 0,
@@ -139,7 +140,8 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
     layout of variable lengths (see step_start): each step then runs over its live rows only;
     with rank (sequence b at sorted position rank[b]), padded (forward) receives each step's
     states unpacked (see unpack_step), and the backward reads grad_hs and hs (h0) padded,
-    (T, N, H) in batch order, each step's live rows straight into place."""
+    (T, N, H) in batch order, each step's live rows straight into place. b_packed: this
+    thread's shared scratch still holds B packed by the previous call (same B, same size)."""
     cdef Tiling t = active_tiling(out)
     cdef fnn_int step, cur, width, first, rows, b
     cdef floating *bpacked
@@ -149,7 +151,8 @@ cdef int recurrence(fnn_int steps, fnn_int n, const fnn_int *offs, fnn_int hid, 
     bpacked = <floating *>fnn_thread_scratch(FNN_SCRATCH_SHARED, packed_b_elems(&t, hid, hid) * sizeof(floating))
     if bpacked == NULL:
         return -1
-    pack_b_whole(&t, hid, hid, b_src, b_rs, b_cs, bpacked)
+    if not b_packed:
+        pack_b_whole(&t, hid, hid, b_src, b_rs, b_cs, bpacked)
     # A fork/join per step costs more than a small product: one thread unless each step is big.
     if <double>n * hid * hid < 2.0e6 or hid < 2 * t.nr:
         team = 1
@@ -365,12 +368,8 @@ cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int 
     cdef floating *h0s = NULL
     if lead > 0:
         rc = gemm_parallel(lead * n, hid, inp, x, inp, 1, w_ih, 1, inp, hs, hid, flags, bias, nthreads)
-        if rc == 0:
-            rc = recurrence(lead, n, NULL, hid, h0, w_hh, 1, hid, hs, NULL, act, True, nthreads, NULL,
-                            <floating *>NULL)
         if rc != 0:
             return rc
-        h_start = hs + (lead - 1) * n * hid
     plan = <fnn_int *>malloc((2 * n + live + 1) * sizeof(fnn_int))
     if plan == NULL:
         return -1
@@ -387,15 +386,23 @@ cdef int rnn_forward_lengths_run(fnn_int steps, fnn_int n, fnn_int inp, fnn_int 
         return -1
     xs = <floating *>carve(&cursor, total * inp, sizeof(floating))
     hp = <floating *>carve(&cursor, total * hid, sizeof(floating))
-    if h_start != NULL:
-        h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
-        sort_states(<const char *>h_start, n, plan + n, hid * sizeof(floating), <char *>h0s)
+    h0s = <floating *>carve(&cursor, n * hid, sizeof(floating))
     gather_packed(<const char *>(x + lead * n * inp), live, n, plan + n, plan + 2 * n, inp * sizeof(floating),
                   <char *>xs, nthreads)
+    # Both input projections before either chain, so that the second chain finds w_hh still
+    # packed by the first (the GEMM packs in its own scratch, the chain in the shared one).
     rc = gemm_parallel(total, hid, inp, xs, inp, 1, w_ih, 1, inp, hp, hid, flags, bias, nthreads)
+    if rc == 0 and lead > 0:
+        rc = recurrence(lead, n, NULL, hid, h0, w_hh, 1, hid, hs, NULL, act, True, nthreads, NULL,
+                        <floating *>NULL)
+        h_start = hs + (lead - 1) * n * hid
+    if h_start != NULL:
+        sort_states(<const char *>h_start, n, plan + n, hid * sizeof(floating), <char *>h0s)
+    else:
+        h0s = NULL
     if rc == 0:
         rc = recurrence(live, n, plan + 2 * n, hid, h0s, w_hh, 1, hid, hp, NULL, act, True, nthreads, plan + n,
-                        hs + lead * n * hid)
+                        hs + lead * n * hid, lead > 0)
     free(plan)
     return rc
 
