@@ -634,6 +634,12 @@ void fnn_gemm_macro_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
 {
     const int mr = d->mr, nr = d->nr;
     fnn_int ir, jr;
+#ifdef FNN_X86_64
+    if (d == &fnn_gemm_desc_f32_avx512) {
+        fnn_f32_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, bias, (const float *)NULL);
+        return;
+    }
+#endif
     /* loop over n in NR-wide micro-panels of B; the panel stays in L1/L2 */
     for (jr = 0; jr < n; jr += nr) {
         const int nb = n - jr < nr ? (int)(n - jr) : nr;
@@ -659,7 +665,7 @@ void fnn_gemm_macro_pf_f32(const fnn_gemm_desc_f32 *d, fnn_int m, fnn_int n,
     flags &= FNN_ACCUMULATE;
 #ifdef FNN_X86_64
     if (d == &fnn_gemm_desc_f32_avx512) {
-        fnn_f32_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, after);
+        fnn_f32_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, (const float *)NULL, after);
         return;
     }
 #endif

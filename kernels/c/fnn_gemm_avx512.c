@@ -258,14 +258,14 @@ static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
 /*
  * fnn_gemm_macro_f32 for the 6x64 kernel, prefetching into L2, while it computes one B
  * micro-panel, the one after it (bpack + 64 k, or `after` past the last panel; NULL: none):
- * the first four row tiles each fetch a quarter of it, one line per k step. For recurrent
- * steps, whose packed weights (several MiB) come from L3 panel by panel. Same FMAs in the
- * same order as the plain macro-kernel.
+ * the first four row tiles each fetch a quarter of it, one line per k step. Without it the
+ * next panel comes from L3 on demand at the start of each one (the packed B block of a large
+ * product is 4-8 MiB). Same FMAs in the same order as the plain macro-kernel.
  */
 FNN_TARGET_AVX512
 void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *apack,
                                   const float *bpack, float *c, fnn_int ldc, int flags,
-                                  const float *after)
+                                  const float *bias, const float *after)
 {
     fnn_int ir, jr;
     for (jr = 0; jr < n; jr += F32_NR) {
@@ -276,12 +276,17 @@ void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *
         for (ir = 0; ir < m; ir += F32_MR, tile++) {
             const int mb = m - ir < F32_MR ? (int)(m - ir) : F32_MR;
             const float *pf = (next != NULL && tile < 4) ? next + tile * 16 * k : NULL;
+            const float *bias_t = NULL;
+            if (flags & FNN_BIAS_ROW)
+                bias_t = bias + ir;
+            else if (flags & FNN_BIAS_COL)
+                bias_t = bias + jr;
             if (mb == F32_MR && nb > 48)
                 fnn_f32_tile_avx512_pf(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
-                                       flags, NULL, pf);
+                                       flags, bias_t, pf);
             else
                 fnn_f32_gemm_ukernel_6x64_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
-                                                 nb, flags, NULL);
+                                                 nb, flags, bias_t);
         }
     }
 }

@@ -39,7 +39,7 @@ extern const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx512;
 extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512;
 void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *apack,
                                   const float *bpack, float *c, fnn_int ldc, int flags,
-                                  const float *after);
+                                  const float *bias, const float *after);
 #endif
 
 /*
