@@ -163,12 +163,13 @@ def test_gemm_sizes_exact(cpu_path, case, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_thread_count_is_bit_identical(cpu_path, dtype):
-    """Random floats, shapes that split into several work items (rows past MC, columns past NC):
+    """Random floats, shapes that split into several work items (rows past MC, columns past NC;
+    rows past MC for every thread but no more rows than columns, which splits by columns):
     1, 2 and 3 threads give the same bits, and the teams really ran."""
     t = tiling(dtype)
     rng = np.random.default_rng(1)
     for m, n, k in ((2 * t["MC"] + 5, 3 * t["NR"] + 1, t["KC"] + 7), (t["MR"] + 1, t["NC"] + 5, t["KC"] + 1),
-                    (t["MC"] + 1, t["NC"] + 1, 3)):
+                    (t["MC"] + 1, t["NC"] + 1, 3), (3 * t["MC"] + 2, 3 * t["MC"] + t["NR"] + 3, 9)):
         a = operand(rng.standard_normal((m, k)).astype(dtype), "transposed")
         b = rng.standard_normal((k, n)).astype(dtype)
         c0 = rng.standard_normal((m, n)).astype(dtype)
