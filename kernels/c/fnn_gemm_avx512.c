@@ -152,10 +152,10 @@ static void fnn_f32_gemm_ukernel_6x64_avx512(fnn_int k, const float *a,
 }
 
 FNN_TARGET_AVX512 static FNN_FORCE_INLINE void
-fnn_f64_tile_avx512(const int mr, const int nv, fnn_int k,
-                    const double *FNN_RESTRICT a, const double *FNN_RESTRICT b,
-                    double *c, fnn_int ldc, int m, int n, int flags,
-                    const double *bias)
+fnn_f64_tile_avx512_pf(const int mr, const int nv, fnn_int k,
+                       const double *FNN_RESTRICT a, const double *FNN_RESTRICT b,
+                       double *c, fnn_int ldc, int m, int n, int flags,
+                       const double *bias, const double *pf)
 {
     __m512d acc[F64_MR][4];
     __mmask8 mask[4];
@@ -184,6 +184,8 @@ fnn_f64_tile_avx512(const int mr, const int nv, fnn_int k,
         FNN_UNROLL(4)
         for (v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_pd(b + 8 * v);
+        if (pf != NULL)
+            _mm_prefetch((const char *)(pf + 8 * p), _MM_HINT_T1);
         FNN_UNROLL(6)
         for (i = 0; i < mr; i++) {
             const __m512d ai = _mm512_set1_pd(a[i]);
@@ -216,6 +218,9 @@ fnn_f64_tile_avx512(const int mr, const int nv, fnn_int k,
         }
     }
 }
+
+#define fnn_f64_tile_avx512(mr, nv, k, a, b, c, ldc, m, n, flags, bias) \
+    fnn_f64_tile_avx512_pf(mr, nv, k, a, b, c, ldc, m, n, flags, bias, (const double *)NULL)
 
 FNN_TARGET_AVX512
 static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
@@ -286,6 +291,37 @@ void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *
                                        flags, bias_t, pf);
             else
                 fnn_f32_gemm_ukernel_6x64_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
+                                                 nb, flags, bias_t);
+        }
+    }
+}
+
+/* fnn_f32_gemm_macro_pf_avx512 for the 6x32 float64 kernel: a B micro-panel is 8 doubles a
+   row, so its four row tiles each fetch a quarter, one line every k step, as for float32 */
+FNN_TARGET_AVX512
+void fnn_f64_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const double *apack,
+                                  const double *bpack, double *c, fnn_int ldc, int flags,
+                                  const double *bias)
+{
+    fnn_int ir, jr;
+    for (jr = 0; jr < n; jr += F64_NR) {
+        const int nb = n - jr < F64_NR ? (int)(n - jr) : F64_NR;
+        const double *bp = bpack + jr * k;
+        const double *next = jr + F64_NR < n ? bp + F64_NR * k : NULL;
+        fnn_int tile = 0;
+        for (ir = 0; ir < m; ir += F64_MR, tile++) {
+            const int mb = m - ir < F64_MR ? (int)(m - ir) : F64_MR;
+            const double *pf = (next != NULL && tile < 4) ? next + tile * 8 * k : NULL;
+            const double *bias_t = NULL;
+            if (flags & FNN_BIAS_ROW)
+                bias_t = bias + ir;
+            else if (flags & FNN_BIAS_COL)
+                bias_t = bias + jr;
+            if (mb == F64_MR && nb > 24)
+                fnn_f64_tile_avx512_pf(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
+                                       flags, bias_t, pf);
+            else
+                fnn_f64_gemm_ukernel_6x32_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
                                                  nb, flags, bias_t);
         }
     }

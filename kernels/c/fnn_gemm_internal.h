@@ -40,6 +40,9 @@ extern const fnn_gemm_desc_f64 fnn_gemm_desc_f64_avx512;
 void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *apack,
                                   const float *bpack, float *c, fnn_int ldc, int flags,
                                   const float *bias, const float *after);
+void fnn_f64_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const double *apack,
+                                  const double *bpack, double *c, fnn_int ldc, int flags,
+                                  const double *bias);
 #endif
 
 /*
