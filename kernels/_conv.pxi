@@ -157,13 +157,90 @@ cdef inline void col2im_add(const fnn_plane_geom *pg, const floating *cols, fnn_
         fnn_col2im_add_f64(pg, cols, ldc, k0, rows, runs, n_runs, dxg)
 
 
+cdef inline void pack_b_images(const Tiling *t, const floating *dy, fnn_int image_stride, fnn_int count,
+                               fnn_int p, fnn_int kcb, floating *dst) noexcept nogil:
+    """One NR-wide panel of B from `count` images' (kcb x p) blocks side by side (image j's
+    pixels in columns j*p ..; its rows image_stride elements after image j-1's), zeros past
+    them."""
+    cdef fnn_int r, j
+    cdef fnn_int used = count * p
+    for r in range(kcb):
+        for j in range(count):
+            memcpy(dst + r * t.nr + j * p, dy + j * image_stride + r * p, p * sizeof(floating))
+        if used < t.nr:
+            memset(dst + r * t.nr + used, 0, (t.nr - used) * sizeof(floating))
+
+
+cdef int grad_input_images_side_by_side(const ConvGeom *g, const Tiling *t, const fnn_plane_geom *pg,
+                                        const floating *dy, const floating *apack, fnn_int ch_per_item,
+                                        fnn_int n_chunks, fnn_int rows_pad, fnn_int chunk_elems, fnn_int imgs,
+                                        floating *dx, int nthreads) noexcept nogil:
+    """conv2d_grad_input_impl's work items for small maps (imgs * P <= NR): each takes `imgs`
+    images at once, their pixels side by side in one B panel, for one (group, channel chunk).
+    Every column's sums are those of one image an item, so are the results."""
+    cdef fnn_int ic_blk, pc_blk
+    cdef fnn_int items, item, ig, img0, count, grp, chunk, ci0, ci1, k0, k1, pc, kcb, ic, mcb, j
+    cdef fnn_int taps = g.kh * g.kw
+    cdef fnn_int plane = g.h * g.w
+    cdef const floating *abase
+    cdef floating *buf
+    cdef floating *bpack
+    cdef floating *cols
+    cdef RowRun *runs
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team
+    cdef fnn_int n_groups = ceil_div(g.n, imgs)
+    cdef fnn_int own_elems = t.nr * t.kc + rows_pad * t.nr + elems_for_runs(g.p, sizeof(floating))
+    items = n_groups * g.groups * n_chunks
+    team = <int>min(<fnn_int>nthreads, items)
+    with parallel(num_threads=max(team, 1)):
+        _note_team()
+        buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(floating))
+        if buf == NULL:
+            failed_p[0] = 1
+        bpack = buf
+        cols = buf + t.nr * t.kc
+        runs = <RowRun *>(cols + rows_pad * t.nr)
+        for item in prange(items, schedule='static'):
+            if buf != NULL:
+                ig = item // (g.groups * n_chunks)
+                grp = (item // n_chunks) % g.groups
+                chunk = item % n_chunks
+                img0 = ig * imgs
+                count = min(imgs, g.n - img0)
+                ci0 = chunk * ch_per_item
+                ci1 = min(g.cin_g, ci0 + ch_per_item)
+                k0 = ci0 * taps
+                k1 = ci1 * taps
+                abase = apack + (grp * n_chunks + chunk) * chunk_elems
+                for j in range(count):
+                    memset(dx + ((img0 + j) * g.c_in + grp * g.cin_g + ci0) * plane, 0,
+                           (ci1 - ci0) * plane * sizeof(floating))
+                if g.cout_g > 0:
+                    for pc_blk in range(ceil_div(g.cout_g, t.kc)):
+                        pc = pc_blk * t.kc
+                        kcb = min(t.kc, g.cout_g - pc)
+                        pack_b_images(t, dy + (img0 * g.c_out + grp * g.cout_g + pc) * g.p, g.c_out * g.p,
+                                      count, g.p, kcb, bpack)
+                        for ic_blk in range(ceil_div(k1 - k0, t.mc)):
+                            ic = ic_blk * t.mc
+                            mcb = min(t.mc, k1 - k0 - ic)
+                            macro(t, mcb, count * g.p, kcb, abase + pc * rows_pad + ic * kcb, bpack,
+                                  cols + ic * t.nr, t.nr, FNN_ACCUMULATE if pc > 0 else 0, NULL)
+                    for j in range(count):
+                        col2im_add(pg, cols + j * g.p, t.nr, k0, k1 - k0, 0, g.p, runs,
+                                   dx + ((img0 + j) * g.c_in + grp * g.cin_g) * plane)
+    return -1 if failed else 0
+
+
 cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const floating *w,
                                 floating *dx, int nthreads) noexcept nogil:
     cdef fnn_int ic_blk, jc_blk, pc_blk
     cdef Tiling t = active_tiling(dy)
     cdef fnn_int gi, pc, kcb, items, item, img, grp, chunk, ci0, ci1, k0, k1, ic, mcb, jc, ncols
     cdef fnn_int taps = g.kh * g.kw
-    cdef fnn_int ch_per_item, n_chunks, nb, rows_pad, chunk_elems
+    cdef fnn_int ch_per_item, n_chunks, nb, rows_pad, chunk_elems, imgs
     cdef floating *apack
     cdef floating *abase
     cdef floating *buf
@@ -196,6 +273,15 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
                 kcb = min(t.kc, g.cout_g - pc)
                 pack_a(&t, k1 - k0, kcb, w + gi * g.cout_g * g.kg + pc * g.kg + k0, 1, g.kg,
                        apack + (gi * n_chunks + chunk) * chunk_elems + pc * rows_pad)
+    # Maps of at most half a micro-panel (a 4x4 dY): several images side by side in each B
+    # panel, or the kernel would run a quarter of its vector columns. Not so many that the
+    # team would go short of items (results are the same either way).
+    imgs = t.nr // g.p if g.p > 0 and 2 * g.p <= t.nr else 1
+    while imgs > 1 and ceil_div(g.n, imgs) * g.groups * n_chunks < 2 * nthreads:
+        imgs -= 1
+    if imgs > 1:
+        return grad_input_images_side_by_side(g, &t, &pg, dy, apack, ch_per_item, n_chunks, rows_pad,
+                                              chunk_elems, imgs, dx, nthreads)
     items = g.n * g.groups * n_chunks
     nb = min(t.nc, round_up(g.p, t.nr))
     team = <int>min(<fnn_int>nthreads, items)

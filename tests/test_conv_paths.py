@@ -262,6 +262,10 @@ GEMM_CASES = {
     "stride_2_3": ((2, 2, 13, 17), (3, 2, 2, 4), (2, 3), (1, 2), 1, 1),
     "wide_rows": ((2, 3, 5, 70), (4, 3, 3, 3), 1, 1, 1, 1),  # col2im: a team over 2 images
     "tall_k": ((2, 40, 8, 8), (8, 40, 3, 3), 1, 1, 1, 1),
+    # col2im with dY maps of at most half a micro-panel: several images side by side in one B
+    # panel (fewer of them on a team, which must not go short of items; a ragged last group)
+    "small_maps_side_by_side": ((7, 6, 8, 7), (4, 3, 3, 3), 2, 1, 1, 2),  # dY 4 x 4
+    "one_pixel_maps_side_by_side": ((9, 5, 3, 3), (6, 5, 3, 3), 2, 0, 1, 1),  # dY 1 x 1
 }
 
 
