@@ -87,12 +87,78 @@ cdef inline fnn_int split_width(fnn_int total, fnn_int cap, fnn_int parts, int a
 
 # ---- forward -----------------------------------------------------------------------------
 
+cdef int forward_images_side_by_side(const ConvGeom *g, const Tiling *t, const fnn_plane_geom *pg,
+                                     const floating *x, const floating *apack, fnn_int mpad,
+                                     const floating *bias, fnn_int ipp, fnn_int panels, floating *y,
+                                     int nthreads) noexcept nogil:
+    """conv2d_forward_impl's work items for small output maps (ipp * P <= NR): each takes up to
+    ipp * panels images of one group, ipp side by side in each of `panels` B panels (image j in
+    panel j // ipp from column (j % ipp) * P; each packed on its own, then its P columns moved
+    into place), into a C of panels * NR columns that is then copied out image by image. Every
+    column's sums are those of one image an item."""
+    cdef fnn_int ic_blk, pc_blk
+    cdef fnn_int items, item, ig, img0, count, grp, pc, kcb, ic, mcb, j, r, col, width
+    cdef fnn_int imgs = ipp * panels
+    cdef fnn_int wide = panels * t.nr
+    cdef floating *buf
+    cdef floating *bpack
+    cdef floating *one
+    cdef floating *cblock
+    cdef RowRun *runs
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef int team, flags
+    cdef fnn_int own_elems = (wide + t.nr) * t.kc + mpad * wide + elems_for_runs(g.p, sizeof(floating))
+    items = ceil_div(g.n, imgs) * g.groups
+    team = <int>min(<fnn_int>nthreads, items)
+    with parallel(num_threads=max(team, 1)):
+        _note_team()
+        buf = <floating *>fnn_thread_scratch(FNN_SCRATCH_OWN, own_elems * sizeof(floating))
+        if buf == NULL:
+            failed_p[0] = 1
+        bpack = buf
+        one = buf + wide * t.kc
+        cblock = one + t.nr * t.kc
+        runs = <RowRun *>(cblock + mpad * wide)
+        for item in prange(items, schedule='static'):
+            if buf != NULL:
+                ig = item // g.groups
+                grp = item % g.groups
+                img0 = ig * imgs
+                count = min(imgs, g.n - img0)
+                # columns through the last used panel (the macro-kernel skips none inside it)
+                width = ((count - 1) // ipp) * t.nr + ((count - 1) % ipp + 1) * g.p
+                for pc_blk in range(ceil_div(g.kg, t.kc)):
+                    pc = pc_blk * t.kc
+                    kcb = min(t.kc, g.kg - pc)
+                    memset(bpack, 0, ceil_div(width, t.nr) * t.nr * kcb * sizeof(floating))
+                    for j in range(count):
+                        pack_b_im2col(t, g, pg, x + ((img0 + j) * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
+                                      0, g.p, runs, one)
+                        col = (j % ipp) * g.p
+                        for r in range(kcb):
+                            memcpy(bpack + (j // ipp) * t.nr * kcb + r * t.nr + col, one + r * t.nr,
+                                   g.p * sizeof(floating))
+                    flags = kblock_flags(FNN_BIAS_ROW if bias != NULL else 0, pc, kcb, g.kg)
+                    for ic_blk in range(ceil_div(g.cout_g, t.mc)):
+                        ic = ic_blk * t.mc
+                        mcb = min(t.mc, g.cout_g - ic)
+                        macro(t, mcb, width, kcb, apack + grp * mpad * g.kg + pc * mpad + ic * kcb, bpack,
+                              cblock + ic * wide, wide, flags, bias + grp * g.cout_g + ic if bias != NULL else NULL)
+                for j in range(count):
+                    col = (j // ipp) * t.nr + (j % ipp) * g.p
+                    for r in range(g.cout_g):
+                        memcpy(y + ((img0 + j) * g.c_out + grp * g.cout_g + r) * g.p, cblock + r * wide + col,
+                               g.p * sizeof(floating))
+    return -1 if failed else 0
+
+
 cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floating *w,
                              const floating *bias, floating *y, int nthreads) noexcept nogil:
     cdef fnn_int ic_blk, pc_blk
     cdef Tiling t = active_tiling(x)
     cdef fnn_int mpad = round_up(g.cout_g, t.mr)
-    cdef fnn_int gi, pc, kcb, nb, items, item, n_pb, img, grp, jc, ncols, ic, mcb
+    cdef fnn_int gi, pc, kcb, nb, items, item, n_pb, img, grp, jc, ncols, ic, mcb, ipp, panels
     cdef floating *apack
     cdef floating *buf
     cdef RowRun *runs
@@ -111,6 +177,18 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
             kcb = min(t.kc, g.kg - pc)
             pack_a(&t, g.cout_g, kcb, w + gi * g.cout_g * g.kg + pc, g.kg, 1,
                    apack + gi * mpad * g.kg + pc * mpad)
+    # Output maps of at most half a micro-panel: several images side by side in each panel
+    # (see grad_input_images_side_by_side), up to 4 panels an item so that each pass over the
+    # packed weights serves 256 columns, fewer where the team would go short of items.
+    if g.p > 0 and g.kg > 0 and 2 * g.p <= t.nr:
+        ipp = t.nr // g.p
+        panels = 4
+        while panels > 1 and ceil_div(g.n, ipp * panels) * g.groups < 2 * nthreads:
+            panels -= 1
+        while ipp > 1 and ceil_div(g.n, ipp) * g.groups < 2 * nthreads:
+            ipp -= 1
+        if ipp * panels > 1:
+            return forward_images_side_by_side(g, &t, &pg, x, apack, mpad, bias, ipp, panels, y, nthreads)
     # Work items: (image, group, block of output pixels); enough of them to feed the team.
     nb = split_width(g.p, t.nc, ceil_div(2 * nthreads, g.n * g.groups), t.nr)
     n_pb = ceil_div(g.p, nb)
