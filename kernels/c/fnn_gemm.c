@@ -681,7 +681,7 @@ void fnn_gemm_macro_f64(const fnn_gemm_desc_f64 *d, fnn_int m, fnn_int n,
     fnn_int ir, jr;
 #ifdef FNN_X86_64
     if (d == &fnn_gemm_desc_f64_avx512) {
-        fnn_f64_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, bias);
+        fnn_f64_gemm_macro_pf_avx512(m, n, k, apack, bpack, c, ldc, flags, bias, (const double *)NULL);
         return;
     }
 #endif

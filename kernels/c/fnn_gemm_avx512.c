@@ -261,71 +261,45 @@ static void fnn_f64_gemm_ukernel_6x32_avx512(fnn_int k, const double *a,
 }
 
 /*
- * fnn_gemm_macro_f32 for the 6x64 kernel, prefetching into L2, while it computes one B
- * micro-panel, the one after it (bpack + 64 k, or `after` past the last panel; NULL: none):
- * the first four row tiles each fetch a quarter of it, one line per k step. Without it the
- * next panel comes from L3 on demand at the start of each one (the packed B block of a large
- * product is 4-8 MiB). Same FMAs in the same order as the plain macro-kernel.
+ * fnn_gemm_macro_f32/_f64 for the 6x64 (6x32) kernel, prefetching into L2, while it
+ * computes one B micro-panel, the one after it (bpack + NR k, or `after` past the last panel;
+ * NULL: none): the first four row tiles each fetch a quarter of it (NR / 4 values, one line),
+ * one line per k step. Without it the next panel comes from L3 on demand at the start of
+ * each one (the packed B block of a large product is 4-8 MiB). Same FMAs in the same order
+ * as the plain macro-kernel. One body for both dtypes.
  */
-FNN_TARGET_AVX512
-void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *apack,
-                                  const float *bpack, float *c, fnn_int ldc, int flags,
-                                  const float *bias, const float *after)
-{
-    fnn_int ir, jr;
-    for (jr = 0; jr < n; jr += F32_NR) {
-        const int nb = n - jr < F32_NR ? (int)(n - jr) : F32_NR;
-        const float *bp = bpack + jr * k;
-        const float *next = jr + F32_NR < n ? bp + F32_NR * k : after;
-        fnn_int tile = 0;
-        for (ir = 0; ir < m; ir += F32_MR, tile++) {
-            const int mb = m - ir < F32_MR ? (int)(m - ir) : F32_MR;
-            const float *pf = (next != NULL && tile < 4) ? next + tile * 16 * k : NULL;
-            const float *bias_t = NULL;
-            if (flags & FNN_BIAS_ROW)
-                bias_t = bias + ir;
-            else if (flags & FNN_BIAS_COL)
-                bias_t = bias + jr;
-            if (mb == F32_MR && nb > 48)
-                fnn_f32_tile_avx512_pf(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
-                                       flags, bias_t, pf);
-            else
-                fnn_f32_gemm_ukernel_6x64_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
-                                                 nb, flags, bias_t);
-        }
+#define FNN_MACRO_PF_AVX512(T, NAME, MR, NR, FULL_FROM, TILE_PF, UKERNEL)                        \
+    FNN_TARGET_AVX512                                                                             \
+    void NAME(fnn_int m, fnn_int n, fnn_int k, const T *apack, const T *bpack, T *c, fnn_int ldc, \
+              int flags, const T *bias, const T *after)                                          \
+    {                                                                                             \
+        fnn_int ir, jr;                                                                           \
+        for (jr = 0; jr < n; jr += NR) {                                                          \
+            const int nb = n - jr < NR ? (int)(n - jr) : NR;                                      \
+            const T *bp = bpack + jr * k;                                                         \
+            const T *next = jr + NR < n ? bp + NR * k : after;                                    \
+            fnn_int tile = 0;                                                                     \
+            for (ir = 0; ir < m; ir += MR, tile++) {                                              \
+                const int mb = m - ir < MR ? (int)(m - ir) : MR;                                  \
+                const T *pf = (next != NULL && tile < 4) ? next + tile * (NR / 4) * k : NULL;     \
+                const T *bias_t = NULL;                                                           \
+                if (flags & FNN_BIAS_ROW)                                                         \
+                    bias_t = bias + ir;                                                           \
+                else if (flags & FNN_BIAS_COL)                                                    \
+                    bias_t = bias + jr;                                                           \
+                if (mb == MR && nb > FULL_FROM)                                                   \
+                    TILE_PF(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb, flags,   \
+                            bias_t, pf);                                                          \
+                else                                                                              \
+                    UKERNEL(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb, flags, bias_t); \
+            }                                                                                     \
+        }                                                                                         \
     }
-}
 
-/* fnn_f32_gemm_macro_pf_avx512 for the 6x32 float64 kernel: a B micro-panel is 8 doubles a
-   row, so its four row tiles each fetch a quarter, one line every k step, as for float32 */
-FNN_TARGET_AVX512
-void fnn_f64_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const double *apack,
-                                  const double *bpack, double *c, fnn_int ldc, int flags,
-                                  const double *bias)
-{
-    fnn_int ir, jr;
-    for (jr = 0; jr < n; jr += F64_NR) {
-        const int nb = n - jr < F64_NR ? (int)(n - jr) : F64_NR;
-        const double *bp = bpack + jr * k;
-        const double *next = jr + F64_NR < n ? bp + F64_NR * k : NULL;
-        fnn_int tile = 0;
-        for (ir = 0; ir < m; ir += F64_MR, tile++) {
-            const int mb = m - ir < F64_MR ? (int)(m - ir) : F64_MR;
-            const double *pf = (next != NULL && tile < 4) ? next + tile * 8 * k : NULL;
-            const double *bias_t = NULL;
-            if (flags & FNN_BIAS_ROW)
-                bias_t = bias + ir;
-            else if (flags & FNN_BIAS_COL)
-                bias_t = bias + jr;
-            if (mb == F64_MR && nb > 24)
-                fnn_f64_tile_avx512_pf(6, 4, k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb, nb,
-                                       flags, bias_t, pf);
-            else
-                fnn_f64_gemm_ukernel_6x32_avx512(k, apack + ir * k, bp, c + ir * ldc + jr, ldc, mb,
-                                                 nb, flags, bias_t);
-        }
-    }
-}
+FNN_MACRO_PF_AVX512(float, fnn_f32_gemm_macro_pf_avx512, F32_MR, F32_NR, 48, fnn_f32_tile_avx512_pf,
+                    fnn_f32_gemm_ukernel_6x64_avx512)
+FNN_MACRO_PF_AVX512(double, fnn_f64_gemm_macro_pf_avx512, F64_MR, F64_NR, 24, fnn_f64_tile_avx512_pf,
+                    fnn_f64_gemm_ukernel_6x32_avx512)
 
 const fnn_gemm_desc_f32 fnn_gemm_desc_f32_avx512 = {
     "fnn_f32_gemm_ukernel_6x64_avx512", FNN_ISA_AVX512, F32_MR, F32_NR,

@@ -42,7 +42,7 @@ void fnn_f32_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const float *
                                   const float *bias, const float *after);
 void fnn_f64_gemm_macro_pf_avx512(fnn_int m, fnn_int n, fnn_int k, const double *apack,
                                   const double *bpack, double *c, fnn_int ldc, int flags,
-                                  const double *bias);
+                                  const double *bias, const double *after);
 #endif
 
 /*
