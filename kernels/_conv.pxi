@@ -87,6 +87,39 @@ cdef inline fnn_int split_width(fnn_int total, fnn_int cap, fnn_int parts, int a
 
 # ---- forward -----------------------------------------------------------------------------
 
+# ---- several small maps side by side in one B panel -----------------------------------
+
+cdef inline void copy_block(floating *dst, fnn_int dst_ld, const floating *src, fnn_int src_ld, fnn_int rows,
+                            fnn_int cols) noexcept nogil:
+    """dst[r, :cols] = src[r, :cols] for rows r < rows, each side's rows ld elements apart."""
+    cdef fnn_int r
+    for r in range(rows):
+        memcpy(dst + r * dst_ld, src + r * src_ld, cols * sizeof(floating))
+
+
+cdef inline void zero_panel_tails(floating *bpack, fnn_int kcb, fnn_int nr, fnn_int count, fnn_int ipp,
+                                  fnn_int p) noexcept nogil:
+    """Zeros past the images in each of the panels (kcb x nr, k-major) holding `count` images
+    of p columns, ipp of them to a panel."""
+    cdef fnn_int q, r, used
+    for q in range(ceil_div(count, ipp)):
+        used = min(ipp, count - q * ipp) * p
+        if used < nr:
+            for r in range(kcb):
+                memset(bpack + (q * kcb + r) * nr + used, 0, (nr - used) * sizeof(floating))
+
+
+cdef inline fnn_int images_per_panel(fnn_int p, fnn_int nr, fnn_int n, fnn_int other_items,
+                                     int nthreads) noexcept nogil:
+    """Images of p output pixels to put side by side in one NR-wide panel (1: none), so that
+    a small map does not leave most of the kernel's vector columns empty; no more than
+    leaves the team two items a thread, with other_items per group of images."""
+    cdef fnn_int ipp = nr // p if p > 0 and 2 * p <= nr else 1
+    while ipp > 1 and ceil_div(n, ipp) * other_items < 2 * nthreads:
+        ipp -= 1
+    return ipp
+
+
 cdef int forward_images_side_by_side(const ConvGeom *g, const Tiling *t, const fnn_plane_geom *pg,
                                      const floating *x, const floating *apack, fnn_int mpad,
                                      const floating *bias, fnn_int ipp, fnn_int panels, floating *y,
@@ -97,7 +130,7 @@ cdef int forward_images_side_by_side(const ConvGeom *g, const Tiling *t, const f
     into place), into a C of panels * NR columns that is then copied out image by image. Every
     column's sums are those of one image an item."""
     cdef fnn_int ic_blk, pc_blk
-    cdef fnn_int items, item, ig, img0, count, grp, pc, kcb, ic, mcb, j, r, col, width
+    cdef fnn_int items, item, ig, img0, count, grp, pc, kcb, ic, mcb, j, width
     cdef fnn_int imgs = ipp * panels
     cdef fnn_int wide = panels * t.nr
     cdef floating *buf
@@ -131,14 +164,11 @@ cdef int forward_images_side_by_side(const ConvGeom *g, const Tiling *t, const f
                 for pc_blk in range(ceil_div(g.kg, t.kc)):
                     pc = pc_blk * t.kc
                     kcb = min(t.kc, g.kg - pc)
-                    memset(bpack, 0, ceil_div(width, t.nr) * t.nr * kcb * sizeof(floating))
                     for j in range(count):
                         pack_b_im2col(t, g, pg, x + ((img0 + j) * g.c_in + grp * g.cin_g) * g.h * g.w, pc, kcb,
                                       0, g.p, runs, one)
-                        col = (j % ipp) * g.p
-                        for r in range(kcb):
-                            memcpy(bpack + (j // ipp) * t.nr * kcb + r * t.nr + col, one + r * t.nr,
-                                   g.p * sizeof(floating))
+                        copy_block(bpack + (j // ipp) * t.nr * kcb + (j % ipp) * g.p, t.nr, one, t.nr, kcb, g.p)
+                    zero_panel_tails(bpack, kcb, t.nr, count, ipp, g.p)
                     flags = kblock_flags(FNN_BIAS_ROW if bias != NULL else 0, pc, kcb, g.kg)
                     for ic_blk in range(ceil_div(g.cout_g, t.mc)):
                         ic = ic_blk * t.mc
@@ -146,10 +176,8 @@ cdef int forward_images_side_by_side(const ConvGeom *g, const Tiling *t, const f
                         macro(t, mcb, width, kcb, apack + grp * mpad * g.kg + pc * mpad + ic * kcb, bpack,
                               cblock + ic * wide, wide, flags, bias + grp * g.cout_g + ic if bias != NULL else NULL)
                 for j in range(count):
-                    col = (j // ipp) * t.nr + (j % ipp) * g.p
-                    for r in range(g.cout_g):
-                        memcpy(y + ((img0 + j) * g.c_out + grp * g.cout_g + r) * g.p, cblock + r * wide + col,
-                               g.p * sizeof(floating))
+                    copy_block(y + ((img0 + j) * g.c_out + grp * g.cout_g) * g.p, g.p,
+                               cblock + (j // ipp) * t.nr + (j % ipp) * g.p, wide, g.cout_g, g.p)
     return -1 if failed else 0
 
 
@@ -180,13 +208,11 @@ cdef int conv2d_forward_impl(const ConvGeom *g, const floating *x, const floatin
     # Output maps of at most half a micro-panel: several images side by side in each panel
     # (see grad_input_images_side_by_side), up to 4 panels an item so that each pass over the
     # packed weights serves 256 columns, fewer where the team would go short of items.
-    if g.p > 0 and g.kg > 0 and 2 * g.p <= t.nr:
-        ipp = t.nr // g.p
+    if g.kg > 0 and 0 < 2 * g.p <= t.nr:
+        ipp = images_per_panel(g.p, t.nr, g.n, g.groups, nthreads)
         panels = 4
         while panels > 1 and ceil_div(g.n, ipp * panels) * g.groups < 2 * nthreads:
             panels -= 1
-        while ipp > 1 and ceil_div(g.n, ipp) * g.groups < 2 * nthreads:
-            ipp -= 1
         if ipp * panels > 1:
             return forward_images_side_by_side(g, &t, &pg, x, apack, mpad, bias, ipp, panels, y, nthreads)
     # Work items: (image, group, block of output pixels); enough of them to feed the team.
@@ -233,20 +259,6 @@ cdef inline void col2im_add(const fnn_plane_geom *pg, const floating *cols, fnn_
         fnn_col2im_add_f32(pg, cols, ldc, k0, rows, runs, n_runs, dxg)
     else:
         fnn_col2im_add_f64(pg, cols, ldc, k0, rows, runs, n_runs, dxg)
-
-
-cdef inline void pack_b_images(const Tiling *t, const floating *dy, fnn_int image_stride, fnn_int count,
-                               fnn_int p, fnn_int kcb, floating *dst) noexcept nogil:
-    """One NR-wide panel of B from `count` images' (kcb x p) blocks side by side (image j's
-    pixels in columns j*p ..; its rows image_stride elements after image j-1's), zeros past
-    them."""
-    cdef fnn_int r, j
-    cdef fnn_int used = count * p
-    for r in range(kcb):
-        for j in range(count):
-            memcpy(dst + r * t.nr + j * p, dy + j * image_stride + r * p, p * sizeof(floating))
-        if used < t.nr:
-            memset(dst + r * t.nr + used, 0, (t.nr - used) * sizeof(floating))
 
 
 cdef int grad_input_images_side_by_side(const ConvGeom *g, const Tiling *t, const fnn_plane_geom *pg,
@@ -299,8 +311,10 @@ cdef int grad_input_images_side_by_side(const ConvGeom *g, const Tiling *t, cons
                     for pc_blk in range(ceil_div(g.cout_g, t.kc)):
                         pc = pc_blk * t.kc
                         kcb = min(t.kc, g.cout_g - pc)
-                        pack_b_images(t, dy + (img0 * g.c_out + grp * g.cout_g + pc) * g.p, g.c_out * g.p,
-                                      count, g.p, kcb, bpack)
+                        for j in range(count):
+                            copy_block(bpack + j * g.p, t.nr, dy + ((img0 + j) * g.c_out + grp * g.cout_g + pc) * g.p,
+                                       g.p, kcb, g.p)
+                        zero_panel_tails(bpack, kcb, t.nr, count, imgs, g.p)
                         for ic_blk in range(ceil_div(k1 - k0, t.mc)):
                             ic = ic_blk * t.mc
                             mcb = min(t.mc, k1 - k0 - ic)
@@ -354,9 +368,7 @@ cdef int conv2d_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     # Maps of at most half a micro-panel (a 4x4 dY): several images side by side in each B
     # panel, or the kernel would run a quarter of its vector columns. Not so many that the
     # team would go short of items (results are the same either way).
-    imgs = t.nr // g.p if g.p > 0 and 2 * g.p <= t.nr else 1
-    while imgs > 1 and ceil_div(g.n, imgs) * g.groups * n_chunks < 2 * nthreads:
-        imgs -= 1
+    imgs = images_per_panel(g.p, t.nr, g.n, g.groups * n_chunks, nthreads)
     if imgs > 1:
         return grad_input_images_side_by_side(g, &t, &pg, dy, apack, ch_per_item, n_chunks, rows_pad,
                                               chunk_elems, imgs, dx, nthreads)
