@@ -148,8 +148,9 @@ cdef int gemm_parallel(fnn_int m, fnn_int n, fnn_int k,
         return 0
     # Work items are (column panel, share of the rows). Few rows, or no more rows than
     # columns: narrower column panels, one per thread (a thread sharing the rows packs all
-    # of B, one sharing the columns all of A: the smaller copy is made twice). Few panels: the rows are shared out in whole MR-row micro-panels (not MC
-    # blocks, which would leave 96 rows against 32 for M = 128 on two threads).
+    # of B, one sharing the columns all of A: the smaller copy is made twice). Few panels:
+    # the rows are shared out in whole MR-row micro-panels (not MC blocks, which would leave
+    # 96 rows against 32 for M = 128 on two threads).
     n_ic = ceil_div(m, t.mr)
     if m < t.mc * nthreads or n >= m:
         t.nc = min(t.nc, round_up(ceil_div(n, nthreads), t.nr))
