@@ -30,6 +30,8 @@
 #define MASK_BITS(bits) ((__mmask16)(bits))
 #define LOADZ _mm512_maskz_loadu_ps
 #define STOREM _mm512_mask_storeu_ps
+#define LOADU _mm512_loadu_ps
+#define STOREU _mm512_storeu_ps
 #define FMADD _mm512_fmadd_ps
 #define SET1 _mm512_set1_ps
 #define SETZERO _mm512_setzero_ps
@@ -51,6 +53,8 @@
 #define MASK_BITS(bits) ((__mmask8)(bits))
 #define LOADZ _mm512_maskz_loadu_pd
 #define STOREM _mm512_mask_storeu_pd
+#define LOADU _mm512_loadu_pd
+#define STOREU _mm512_storeu_pd
 #define FMADD _mm512_fmadd_pd
 #define SET1 _mm512_set1_pd
 #define SETZERO _mm512_setzero_pd

@@ -33,6 +33,14 @@ DW_TARGET static FNN_FORCE_INLINE VT SFX(dw_load)(const int SW, const T *p, MASK
     return EVEN2(LOADZ(m0, p), LOADZ(m1, p + LANES));
 }
 
+/* dw_load for a window wholly inside its row */
+DW_TARGET static FNN_FORCE_INLINE VT SFX(dw_load_inside)(const int SW, const T *p)
+{
+    if (SW == 1)
+        return LOADU(p);
+    return EVEN2(LOADU(p), LOADU(p + LANES));
+}
+
 /* ---- forward (and the stride-1 input gradient, a convolution with the flipped kernel) ---- */
 
 /*
@@ -96,7 +104,8 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows)(const int R, const int SW, c
  * first nrows rows are stored.
  */
 DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW, const int SH,
-                                                             const int KH, const fnn_plane_geom *g,
+                                                             const int KH, const int INSIDE,
+                                                             const fnn_plane_geom *g,
                                                              const T *FNN_RESTRICT x, fnn_int nc, fnn_int xs,
                                                              const T *FNN_RESTRICT wt, const MASKT *m0,
                                                              const MASKT *m1, MASKT ymask, fnn_int rs,
@@ -122,9 +131,13 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW,
             FNN_UNROLL(24)
             for (i = 0; i < (R - 1) * SH + KH; i++) {
                 VT v;
-                if ((size_t)(ih0 + i * rs) >= (size_t)g->h)
-                    continue; /* a padded row: its taps are left out */
-                v = SFX(dw_load)(SW, xb + (ih0 + i * rs) * g->w, k0, k1);
+                if (INSIDE) {
+                    v = SFX(dw_load_inside)(SW, xb + (ih0 + i * rs) * g->w);
+                } else {
+                    if ((size_t)(ih0 + i * rs) >= (size_t)g->h)
+                        continue; /* a padded row: its taps are left out */
+                    v = SFX(dw_load)(SW, xb + (ih0 + i * rs) * g->w, k0, k1);
+                }
                 FNN_UNROLL(8)
                 for (r = 0; r < R; r++)
                     if (i - r * SH >= 0 && i - r * SH < KH) /* kernel row i - r*SH of output row r */
@@ -138,7 +151,10 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_rows_k)(const int R, const int SW,
             break;
         if (bias)
             acc[r] = ADD(acc[r], SET1(*bias));
-        STOREM(y + (oh + r * rs) * g->w_out + j, ymask, acc[r]);
+        if (INSIDE)
+            STOREU(y + (oh + r * rs) * g->w_out + j, acc[r]);
+        else
+            STOREM(y + (oh + r * rs) * g->w_out + j, ymask, acc[r]);
     }
 }
 
@@ -174,6 +190,12 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, const int S
     for (j = 0; j < g->w_out; j += LANES) {
         const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;
         const MASKT ymask = MASK_BITS(fnn_dw_span64(0, n));
+        /* Whole vectors whose every load lies inside its row (the window of SW 2 spans
+         * 2*LANES columns) take plain loads and stores where the block's rows are inside the
+         * plane too: no masks, no row tests (the masked forms cost AVX2 on AMD several times
+         * the plain ones). */
+        const int cols_inside = n == LANES && j * SW - g->pl >= 0 &&
+                                j * SW - g->pl + (g->kw - 1) * g->dw + SW * LANES <= g->w;
         for (b = 0; b < g->kw; b++)
             SFX(dw_col_masks)(SW, j * SW - g->pl + b * g->dw, g->w, n, &m0[b], &m1[b]);
         /* the output rows ph, ph + rs, ph + 2*rs, ... (count of them), for each phase ph */
@@ -184,10 +206,16 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_plane_k)(const int SW, const int S
              * overlapping the one before; under DW_R rows, one block of DW_R or DW_R / 2 that
              * stores only the rows there are */
 #define FNN_DW_K_ROWS(R, k, nrows) \
-    SFX(dw_rows_k)(R, SW, SH, KH, g, x, nc, xs, wt, m0, m1, ymask, rs, ph + (k) * rs, nrows, j, bias, y)
+    SFX(dw_rows_k)(R, SW, SH, KH, 0, g, x, nc, xs, wt, m0, m1, ymask, rs, ph + (k) * rs, nrows, j, bias, y)
             if (count >= DW_R) {
-                for (k = 0; k + DW_R <= count; k += DW_R)
-                    FNN_DW_K_ROWS(DW_R, k, DW_R);
+                for (k = 0; k + DW_R <= count; k += DW_R) {
+                    const fnn_int ih0 = (ph + k * rs) * SH - g->pt;
+                    if (cols_inside && ih0 >= 0 && ih0 + ((DW_R - 1) * SH + KH - 1) * rs < g->h)
+                        SFX(dw_rows_k)(DW_R, SW, SH, KH, 1, g, x, nc, xs, wt, m0, m1, ymask, rs,
+                                       ph + k * rs, DW_R, j, bias, y);
+                    else
+                        FNN_DW_K_ROWS(DW_R, k, DW_R);
+                }
                 if (k < count)
                     FNN_DW_K_ROWS(DW_R, count - DW_R, DW_R);
             } else if (count > DW_R / 2) {

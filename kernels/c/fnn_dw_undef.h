@@ -7,6 +7,8 @@
 #undef MASK_BITS
 #undef LOADZ
 #undef STOREM
+#undef LOADU
+#undef STOREU
 #undef FMADD
 #undef SET1
 #undef SETZERO
