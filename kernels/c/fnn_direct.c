@@ -144,6 +144,7 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
     void fnn_grad_weight3x3_plane_##S##_avx512(const fnn_plane_geom *g, const T *dy, const T *x,   \
                                                T *lanes);                                          \
     void fnn_stream_copy_##S##_avx512(T *dst, const T *src, fnn_int n);                        \
+    void fnn_stream_copy_##S##_avx2(T *dst, const T *src, fnn_int n);                          \
     FNN_DW_DECLS(T, S, avx512)                                                                     \
     FNN_DW_DECLS(T, S, avx2)
 #define FNN_ON_AVX512(stmt) stmt
@@ -219,6 +220,9 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
     {                                                                                              \
         FNN_ON_AVX512(if (fnn_active_isa() == FNN_ISA_AVX512) {                                    \
             fnn_stream_copy_##S##_avx512(dst, src, n);                                             \
+            return;                                                                                \
+        } else if (fnn_active_isa() == FNN_ISA_AVX2) {                                             \
+            fnn_stream_copy_##S##_avx2(dst, src, n);                                               \
             return;                                                                                \
         })                                                                                         \
         memcpy(dst, src, (size_t)n * sizeof(T));                                                   \

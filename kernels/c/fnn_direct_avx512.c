@@ -284,28 +284,8 @@ FNN_GRAD_WEIGHT3X3_PLANE(f32, float, __m512, __mmask16, 16, _mm512_maskz_loadu_p
 FNN_GRAD_WEIGHT3X3_PLANE(f64, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_loadu_pd,
                          _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_setzero_pd)
 
-/*
- * dst[0:n] = src[0:n] with non-temporal stores for the 64-byte-aligned lines of dst (plain
- * stores for the ragged ends), then a store fence: an output written once and read much
- * later skips the read-for-ownership of every line, a third of a depthwise layer's memory
- * traffic.
- */
-#define FNN_STREAM_COPY(SFX, T, LANES, LOADU, STREAM)                                               \
-    FNN_TARGET_AVX512 void fnn_stream_copy_##SFX##_avx512(T *dst, const T *src, fnn_int n)          \
-    {                                                                                               \
-        fnn_int i = 0;                                                                              \
-        while (i < n && ((size_t)(dst + i) & 63) != 0) {                                            \
-            dst[i] = src[i];                                                                        \
-            i++;                                                                                    \
-        }                                                                                           \
-        for (; i + LANES <= n; i += LANES)                                                          \
-            STREAM(dst + i, LOADU(src + i));                                                        \
-        for (; i < n; i++)                                                                          \
-            dst[i] = src[i];                                                                        \
-        _mm_sfence();                                                                               \
-    }
-
-FNN_STREAM_COPY(f32, float, 16, _mm512_loadu_ps, _mm512_stream_ps)
-FNN_STREAM_COPY(f64, double, 8, _mm512_loadu_pd, _mm512_stream_pd)
+#include "fnn_stream_copy.h"
+FNN_STREAM_COPY(FNN_TARGET_AVX512, f32_avx512, float, 16, _mm512_loadu_ps, _mm512_stream_ps)
+FNN_STREAM_COPY(FNN_TARGET_AVX512, f64_avx512, double, 8, _mm512_loadu_pd, _mm512_stream_pd)
 
 #endif /* FNN_X86_64 */

@@ -13,6 +13,10 @@
 #include <string.h>
 
 #include "fnn_dw_span.h"
+#include "fnn_stream_copy.h"
+
+FNN_STREAM_COPY(FNN_TARGET_AVX2, f32_avx2, float, 8, _mm256_loadu_ps, _mm256_stream_ps)
+FNN_STREAM_COPY(FNN_TARGET_AVX2, f64_avx2, double, 4, _mm256_loadu_pd, _mm256_stream_pd)
 
 /* The lanes whose bit is set in bits (bit l: lane l), as 32-bit and 64-bit lane masks. */
 FNN_TARGET_AVX2 static inline __m256i fnn_dw_mask8x32(uint64_t bits)
