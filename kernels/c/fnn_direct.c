@@ -31,6 +31,7 @@ fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
     return gp;
 }
 
+#define FNN_VBYTES 64
 #define T float
 #define FNN_SFX(name) name##_f32
 #include "fnn_direct_body.h"
@@ -42,19 +43,42 @@ fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
 #include "fnn_direct_body.h"
 #undef T
 #undef FNN_SFX
+#undef FNN_VBYTES
+
+#ifdef FNN_X86_64
+/* AVX2's forward runs on one-register (32-byte) vectors: gcc keeps 64-byte vectors, two
+ * registers each, on the stack there, and the one-row planes of conv1d's depthwise layers
+ * ran at 10 cycles per output (Zen 3; 2x slower than the SSE2 build). Per output the same
+ * sums in the same order. Only conv: the weight-gradient forms' lane buffers are laid out
+ * in 64-byte vectors. */
+#define FNN_VBYTES 32
+#define T float
+#define FNN_SFX(name) name##_f32_v32
+#include "fnn_direct_body.h"
+#undef T
+#undef FNN_SFX
+
+#define T double
+#define FNN_SFX(name) name##_f64_v32
+#include "fnn_direct_body.h"
+#undef T
+#undef FNN_SFX
+#undef FNN_VBYTES
+#endif
 
 /* ---- one compiled copy per instruction-set level, and the entry points ----------------- */
 
 /* tb: taps whose accumulators the level's vector registers hold at once (the weight
  * gradient keeps tb 64-byte vectors live: one register each with AVX-512, two with AVX2,
- * four with SSE2, out of 32, 16 and 16). */
-#define FNN_PLANE_VARIANTS(suffix, attr, tb)                                                              \
+ * four with SSE2, out of 32, 16 and 16). conv_width: empty, or _v32 for the 32-byte body's
+ * forward (see above). */
+#define FNN_PLANE_VARIANTS(suffix, attr, tb, conv_width)                                                  \
     static attr void conv_f32_##suffix(const fnn_plane_geom *g, const float *x, fnn_int nc,             \
                                        fnn_int xs, const float *wt, const float *bias, float *y)         \
-    { conv_f32(g, x, nc, xs, wt, bias, y); }                                                           \
+    { conv_f32##conv_width(g, x, nc, xs, wt, bias, y); }                                               \
     static attr void conv_f64_##suffix(const fnn_plane_geom *g, const double *x, fnn_int nc,            \
                                        fnn_int xs, const double *wt, const double *bias, double *y)      \
-    { conv_f64(g, x, nc, xs, wt, bias, y); }                                                           \
+    { conv_f64##conv_width(g, x, nc, xs, wt, bias, y); }                                               \
     static attr void grad_input_scatter_f32_##suffix(const fnn_plane_geom *g, const float *dy,          \
                                                      const float *wt, float *dx)                         \
     { grad_input_scatter_f32(g, dy, wt, dx); }                                                         \
@@ -80,10 +104,10 @@ fnn_plane_geom fnn_plane_padded_geom(const fnn_plane_geom *g)
                                             fnn_int xs)                                                \
     { pad_plane_f64(g, x, xp, xs); }
 
-FNN_PLANE_VARIANTS(portable, , 3)
+FNN_PLANE_VARIANTS(portable, , 3, )
 #ifdef FNN_X86_64
-FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2, 6)
-FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512, 9)
+FNN_PLANE_VARIANTS(avx2, FNN_TARGET_AVX2, 6, _v32)
+FNN_PLANE_VARIANTS(avx512, FNN_TARGET_AVX512, 9, )
 #endif
 
 int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)

@@ -12,8 +12,9 @@
  * written, not added to, so computing a column twice is harmless).
  */
 
-/* Columns per chunk: one 64-byte vector of T (two AVX2 registers, one AVX-512 register). */
-#define FNN_VL ((int)(64 / sizeof(T)))
+/* Columns per chunk: one FNN_VBYTES-byte vector of T (the includer's choice: 64, one AVX-512
+ * register, two AVX2 or four SSE2 ones; or 32 for AVX2's forward, see fnn_direct.c). */
+#define FNN_VL ((int)(FNN_VBYTES / sizeof(T)))
 /* Output rows per block: independent accumulator chains (conv_block has four). */
 #define FNN_ROWS 4
 
@@ -27,11 +28,11 @@
  * vectorise (the same results, possibly slower).
  */
 #ifdef FNN_VECTOR_EXT
-typedef T FNN_SFX(vec) __attribute__((vector_size(64)));
+typedef T FNN_SFX(vec) __attribute__((vector_size(FNN_VBYTES)));
 #define FNN_VE(v, j) (v)[j]
 #else
 typedef struct {
-    T e[64 / sizeof(T)];
+    T e[FNN_VBYTES / sizeof(T)];
 } FNN_SFX(vec);
 #define FNN_VE(v, j) (v).e[j]
 #endif
