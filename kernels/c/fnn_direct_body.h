@@ -135,10 +135,11 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_block)(const int R, const int n, const
                                                  const fnn_plane_geom *g, const T *FNN_RESTRICT x,
                                                  fnn_int nc, fnn_int xs, const T *FNN_RESTRICT wt,
                                                  fnn_int a_lo, fnn_int a_hi, fnn_int ih0, fnn_int iw0,
-                                                 const T *bias, T *FNN_RESTRICT y, fnn_int yr)
+                                                 const T *bias, T *FNN_RESTRICT y, fnn_int yr,
+                                                 fnn_int xr_step)
 {
     FNN_SFX(vec) acc[4];
-    fnn_int c, a, b, taps = g->kh * g->kw, xr_step = g->sh * g->w;
+    fnn_int c, a, b, taps = g->kh * g->kw;
     int r;
     for (r = 0; r < R; r++)
         acc[r] = FNN_SFX(vzero)();
@@ -264,8 +265,15 @@ static FNN_FORCE_INLINE void FNN_SFX(conv_interior)(const int R, const fnn_int s
                                    g->w_out);                                                   \
         else                                                                                    \
             FNN_SFX(conv_block)(R, n, sw, g, x, nc, xs, wt, a_lo, a_hi, ih0, (at) * sw - g->pl,  \
-                                bias, yrow + (at), g->w_out);                                   \
+                                bias, yrow + (at), g->w_out, g->sh * g->w);                     \
     } while (0)
+    /* One row alone (conv1d's planes) would be one chain of multiply-adds, waiting out the
+     * adder's latency at every tap: four neighbouring chunks go together instead, as the
+     * "rows" of one block (Zen 3, AVX2, depthwise 8x256x400: k15 2.68 -> 1.33 ms). */
+    if (R == 1 && !k3x3)
+        for (; hi - ow >= 4 * vl; ow += 4 * vl)
+            FNN_SFX(conv_block)(4, FNN_VL, sw, g, x, nc, xs, wt, a_lo, a_hi, ih0, ow * sw - g->pl,
+                                bias, yrow + ow, vl, vl * sw);
     for (; hi - ow >= vl; ow += vl)
         FNN_CHUNK(FNN_VL, ow);
     if (ow < hi && hi - lo >= vl) {
