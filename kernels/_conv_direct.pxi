@@ -191,7 +191,8 @@ cdef int direct_forward_impl(const ConvGeom *g, const floating *x, const floatin
     cdef fnn_int nq = ceil_div(g.cout_g, per)
     cdef fnn_int items = g.n * g.groups * nq, item, pe = 0
     cdef int team = <int>min(<fnn_int>nthreads, items)
-    cdef bint pad = (plane_reads_padding(&pg) and not reads_padding_itself(&pg)
+    cdef bint pad = (plane_reads_padding(&pg)
+                     and (not reads_padding_itself(&pg) or fnn_plane_conv_prefers_padded(&pg) != 0)
                      and all_finite(w, g.c_out * g.kg))
     cdef bint stream = not pad and per == 1 and g.n * g.c_out * g.p * sizeof(floating) >= STREAM_MIN_BYTES
     cdef floating *xp = NULL

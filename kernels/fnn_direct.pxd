@@ -28,6 +28,7 @@ cdef extern from "fnn_direct.h" nogil:
                                         const double *xp, fnn_int xs, double *lanes)
     int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
     int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
+    int fnn_plane_conv_prefers_padded(const fnn_plane_geom *g)
     void fnn_plane_grad_input_gather_f32(const fnn_plane_geom *g, const float *dy, fnn_int nc, fnn_int dys,
                                          const float *wt, float *dx)
     void fnn_plane_grad_input_gather_f64(const fnn_plane_geom *g, const double *dy, fnn_int nc, fnn_int dys,

@@ -75,6 +75,10 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
  * fnn_plane_conv needs no zero-padded copy, fnn_plane_grad_weight_unpadded may be called
  * (for all-finite dY), and fnn_plane_grad_input_gather runs on whole vectors. */
 int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g);
+/* Whether the forward of this geometry is faster on a zero-padded copy through
+ * fnn_direct_body.h's kernels than through fnn_dw_body.h's masked ones: AVX2's 3x3 stride-1
+ * undilated planes (fnn_plane_conv then takes the body's kernel for them, and the driver pads). */
+int fnn_plane_conv_prefers_padded(const fnn_plane_geom *g);
 #define FNN_DW_MAX_KW 16
 #define FNN_DW_MAX_SPAN 128
 
