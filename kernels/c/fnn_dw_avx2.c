@@ -1,8 +1,9 @@
 /*
  * AVX2 (with FMA) builds of the general direct plane kernels of fnn_dw_body.h (see
  * fnn_dw_avx512.c): 8 float or 4 double lanes, masks as lane vectors (vmaskmov loads and
- * stores, which never touch a masked-off lane's memory), 4-row blocks and 8-tap passes for
- * the 16 registers. On other architectures this file is empty.
+ * stores, which never touch a masked-off lane's memory), 4-row blocks and weight-gradient
+ * passes of up to 9 taps (a 3x3 kernel's in one: 9 accumulators, the vector of dY and a load)
+ * for the 16 registers. On other architectures this file is empty.
  */
 #include "fnn_direct.h"
 #include "fnn_gemm_internal.h"
@@ -57,7 +58,7 @@ FNN_TARGET_AVX2 static FNN_FORCE_INLINE int fnn_dw_full(__m256i m)
 
 #define DW_TARGET FNN_TARGET_AVX2
 #define DW_R 4
-#define DW_TB 8
+#define DW_TB 9
 
 #define T float
 #define VT __m256

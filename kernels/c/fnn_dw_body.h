@@ -6,7 +6,7 @@
  * callers pass only all-finite weights (forward, input gradient) or dY (weight gradient);
  * padded rows are skipped). Defined by the includer: DW_TARGET (the target attribute), T, VT
  * (vector of T), MASKT (a lane mask), LANES, SFX(name), DW_R (output rows per block: 8 or 4)
- * and DW_TB (weight-gradient taps per pass: 16 or 8), MASK_BITS(bits) (the mask of lanes
+ * and DW_TB (weight-gradient taps per pass at most: 16 or 9), MASK_BITS(bits) (the mask of lanes
  * whose bit is set), and the operations LOADZ(mask, p), STOREM(p, mask, v), FMADD, SET1,
  * SETZERO, ADD, EVEN2(lo, hi) (lanes 0, 2, 4, ... of two vectors) and ILV_LO2 / ILV_HI2(a, b)
  * (the two halves of a and b interleaved lane by lane).
@@ -400,7 +400,7 @@ DW_TARGET void SFX(fnn_dw_grad_input_plane)(const fnn_plane_geom *g, const T *dy
  * lanes[t*wc + ow] += sum over output rows oh, in order, of dy[oh, ow] * x[oh*sh - pt + a*dh,
  * ow*SW - pl + b*dw] for the taps t = a*kw + b, input rows outside the plane left out, padded
  * columns a masked 0 (dY all finite), wc = w_out rounded up to whole vectors. Taps go in
- * passes of up to 16, their accumulators in registers down a column of vectors; lanes past
+ * passes of up to DW_TB, their accumulators in registers down a column of vectors; lanes past
  * w_out hold junk and are never summed.
  */
 DW_TARGET static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const fnn_plane_geom *g,
@@ -417,8 +417,15 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const f
     for (j = 0; j < g->w_out; j += LANES) {
         const fnn_int n = g->w_out - j < LANES ? g->w_out - j : LANES;
         const MASKT dmask = MASK_BITS(fnn_dw_span64(0, n));
-        for (t0 = 0; t0 < taps; t0 += TB) {
-            const fnn_int nt = taps - t0 < TB ? taps - t0 : TB;
+        /* every tap's window inside the row (see dw_plane_k): the rows whose taps are all
+         * inside the plane then run with plain loads and no tests */
+        const int cols_inside = n == LANES && j * SW - g->pl >= 0 &&
+                                j * SW - g->pl + (g->kw - 1) * g->dw + SW * LANES <= g->w;
+        /* passes of nearly equal size: a short last pass (9 taps as 8 + 1) would be a lone
+         * chain of multiply-adds down the rows, waiting out the adder's latency at each */
+        const fnn_int pass = (taps + (taps + TB - 1) / TB - 1) / ((taps + TB - 1) / TB);
+        for (t0 = 0; t0 < taps; t0 += pass) {
+            const fnn_int nt = taps - t0 < pass ? taps - t0 : pass;
             VT acc[TB];
             MASKT m0[TB], m1[TB];
             fnn_int off[TB], dh_off[TB];
@@ -446,11 +453,19 @@ DW_TARGET static FNN_FORCE_INLINE void SFX(dw_lanes_plane)(const int SW, const f
             for (oh = 0; oh < g->h_out; oh++) {
                 const fnn_int ih0 = oh * g->sh - g->pt;
                 const T *FNN_RESTRICT xr = x + ih0 * g->w;
-                const VT d = LOADZ(dmask, dy + oh * g->w_out + j);
-                FNN_UNROLL(DW_TB)
-                for (tt = 0; tt < TB; tt++) {
-                    if (tt < nt && (size_t)(ih0 + dh_off[tt]) < (size_t)g->h)
-                        acc[tt] = FMADD(d, SFX(dw_load)(SW, xr + off[tt], m0[tt], m1[tt]), acc[tt]);
+                if (cols_inside && ih0 >= 0 && ih0 + (g->kh - 1) * g->dh < g->h) {
+                    const VT d = LOADU(dy + oh * g->w_out + j);
+                    FNN_UNROLL(DW_TB)
+                    for (tt = 0; tt < TB; tt++)
+                        if (tt < nt)
+                            acc[tt] = FMADD(d, SFX(dw_load_inside)(SW, xr + off[tt]), acc[tt]);
+                } else {
+                    const VT d = LOADZ(dmask, dy + oh * g->w_out + j);
+                    FNN_UNROLL(DW_TB)
+                    for (tt = 0; tt < TB; tt++) {
+                        if (tt < nt && (size_t)(ih0 + dh_off[tt]) < (size_t)g->h)
+                            acc[tt] = FMADD(d, SFX(dw_load)(SW, xr + off[tt], m0[tt], m1[tt]), acc[tt]);
+                    }
                 }
             }
             FNN_UNROLL(DW_TB)
