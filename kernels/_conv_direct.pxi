@@ -276,7 +276,8 @@ cdef int direct_grad_input_impl(const ConvGeom *g, const floating *dy, const flo
     cdef fnn_int items = g.n * g.c_in, item, ci, j, co, t, pe = 0, grp
     cdef int team = <int>min(<fnn_int>nthreads, items)
     cdef bint gather = g.sh == 1 and g.sw == 1
-    cdef bint pad = (gather and plane_reads_padding(&fg) and not reads_padding_itself(&fg)
+    cdef bint pad = (gather and plane_reads_padding(&fg)
+                     and (not reads_padding_itself(&fg) or fnn_plane_conv_prefers_padded(&fg) != 0)
                      and all_finite(w, g.c_out * g.kg))
     cdef floating *wflip = NULL
     cdef floating *xp = NULL

@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-/* The vector-extension helpers in fnn_direct_body.h pass 64-byte vectors between
+/* The vector-extension helpers in fnn_direct_body.h pass 64-byte (and 32-byte) vectors between
  * always-inline functions; gcc warns that such a call's ABI differs without AVX-512, which
  * never matters here (no such call survives inlining). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -121,6 +121,13 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g)
 #endif
 }
 
+/* Whether some tap of some output lands outside the plane. */
+static int fnn_plane_reads_padding(const fnn_plane_geom *g)
+{
+    return !(g->pt <= 0 && g->pl <= 0 && (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&
+             (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w);
+}
+
 int fnn_plane_conv_prefers_padded(const fnn_plane_geom *g)
 {
 #ifdef FNN_X86_64
@@ -198,9 +205,7 @@ int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g)
     {                                                                                              \
         fnn_int i;                                                                                 \
         int finite = 1;                                                                            \
-        if (g->pt <= 0 && g->pl <= 0 &&                                                            \
-            (g->h_out - 1) * g->sh - g->pt + (g->kh - 1) * g->dh < g->h &&                         \
-            (g->w_out - 1) * g->sw - g->pl + (g->kw - 1) * g->dw < g->w)                           \
+        if (!fnn_plane_reads_padding(g))                                                           \
             return 1;                                                                              \
         /* no early exit: the compiler vectorises the loop (a plane's few dozen weights are */     \
         /* checked at every call) */                                                               \

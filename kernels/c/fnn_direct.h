@@ -77,7 +77,9 @@ int fnn_plane_reads_padding_itself(const fnn_plane_geom *g);
 int fnn_plane_dw_reads_padding_itself(const fnn_plane_geom *g);
 /* Whether the forward of this geometry is faster on a zero-padded copy through
  * fnn_direct_body.h's kernels than through fnn_dw_body.h's masked ones: AVX2's 3x3 stride-1
- * undilated planes (fnn_plane_conv then takes the body's kernel for them, and the driver pads). */
+ * undilated planes. fnn_plane_conv takes the body's kernel for them, and the forward and
+ * stride-1 input-gradient drivers pad them (the fused depthwise backward passes unpadded planes,
+ * whose edge columns the body computes in scalar code: still faster there, measured). */
 int fnn_plane_conv_prefers_padded(const fnn_plane_geom *g);
 #define FNN_DW_MAX_KW 16
 #define FNN_DW_MAX_SPAN 128

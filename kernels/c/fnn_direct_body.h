@@ -19,8 +19,8 @@
 #define FNN_ROWS 4
 
 /*
- * One 64-byte vector of T and its operations, through the compiler's vector extensions
- * (gcc, clang): the same source becomes one AVX-512 register, two AVX2 or four SSE2 ones
+ * One FNN_VBYTES-byte vector of T and its operations, through the compiler's vector extensions
+ * (gcc, clang): at 64 bytes the same source becomes one AVX-512 register, two AVX2 or four SSE2 ones
  * in fnn_direct.c's per-level wrappers, and a * b + c contracts to a fused multiply-add
  * where the level has one (as the compiler does for scalar code). n < FNN_VL uses the
  * first n elements with scalar code: loads and stores never touch memory past them.
